@@ -1,0 +1,60 @@
+// Opens a NATS connection from NatsOptions and exposes the server limits that size every
+// payload we send (max_payload is per server and must be read, never assumed).
+import { readFile } from 'node:fs/promises';
+import { connect as natsConnect, type NatsConnection, type ConnectionOptions } from '@nats-io/transport-node';
+import { credsAuthenticator, nkeyAuthenticator } from '@nats-io/nats-core';
+import { natsOptionsSchema, type NatsOptions } from './options.js';
+
+export type { NatsConnection } from '@nats-io/transport-node';
+
+export async function connectNats(options: NatsOptions): Promise<NatsConnection> {
+  const parsed = natsOptionsSchema.safeParse(options);
+  if (!parsed.success) {
+    throw new Error(
+      `invalid NATS options: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
+  }
+  const o = parsed.data;
+  const opts: ConnectionOptions = {
+    servers: o.servers,
+    name: o.name,
+    user: o.user,
+    pass: o.pass,
+    token: o.token,
+    maxReconnectAttempts: o.maxReconnectAttempts,
+    reconnectTimeWait: o.reconnectTimeWaitMs,
+    timeout: o.timeoutMs,
+    // Gradient traffic is bursty; the default 10 s ping is enough to notice a dead server.
+    pingInterval: 10_000,
+  };
+  if (o.credsFile) opts.authenticator = credsAuthenticator(await readAuthFile(o.credsFile, 'creds'));
+  else if (o.nkeyFile)
+    opts.authenticator = nkeyAuthenticator(
+      (await readAuthFile(o.nkeyFile, 'nkey seed')).slice().filter((b) => b !== 10 && b !== 13),
+    );
+  if (o.tls) opts.tls = { caFile: o.tls.caFile, certFile: o.tls.certFile, keyFile: o.tls.keyFile };
+  try {
+    return await natsConnect(opts);
+  } catch (err) {
+    throw new Error(
+      `cannot connect to NATS at ${o.servers.join(', ')}: ${(err as Error).message}. ` +
+        `Check that nats-server is running there (or pass --nats URL / set TFJS_DDP_NATS_URL) and that the credentials are right.`,
+      { cause: err },
+    );
+  }
+}
+
+async function readAuthFile(path: string, what: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(path));
+  } catch (err) {
+    throw new Error(`cannot read the NATS ${what} file ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** The largest message body the connected server accepts, in bytes. */
+export function maxPayload(nc: NatsConnection): number {
+  const info = nc.info;
+  if (!info) throw new Error('the NATS connection has no server info yet; connect first');
+  return info.max_payload;
+}

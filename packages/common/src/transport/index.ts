@@ -1,0 +1,3 @@
+export * from './options.js';
+export * from './connect.js';
+export * from './server.js';

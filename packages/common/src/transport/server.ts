@@ -1,0 +1,153 @@
+// Starts a local nats-server process (for `tfjs-ddp local`, benchmarks and tests) on a free
+// port with settings sized for gradient traffic, and stops it reliably.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export interface NatsServerOptions {
+  /** Port to listen on; a free one is picked when omitted. */
+  port?: number;
+  /** Largest message body in bytes (the server's max_payload). */
+  maxPayload?: number;
+  /** Enable JetStream (object store for datasets and checkpoints). */
+  jetstream?: boolean;
+  /** Binary to run; defaults to TFJS_DDP_NATS_SERVER or `nats-server` on PATH. */
+  binary?: string;
+  /** Where the server's output goes; ignored by default. */
+  onOutput?: (line: string) => void;
+}
+
+export interface NatsServerHandle {
+  readonly url: string;
+  readonly port: number;
+  readonly pid: number | undefined;
+  /** Kills the server (SIGKILL when `hard`), keeping its port and store for {@link start}. */
+  kill(hard?: boolean): Promise<void>;
+  /** Starts it again on the same port, e.g. after {@link kill} to simulate an outage. */
+  start(): Promise<void>;
+  /** Stops the server and removes its temporary files. */
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_MAX_PAYLOAD = 8 * 1024 * 1024;
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const p of live) p.kill('SIGKILL');
+  });
+}
+
+export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServerHandle> {
+  const binary = options.binary ?? process.env.TFJS_DDP_NATS_SERVER ?? 'nats-server';
+  const port = options.port ?? (await freePort());
+  const dir = await mkdtemp(join(tmpdir(), 'tfjs-ddp-nats-'));
+  const maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+  // Large pending buffers and a long write deadline: a rank that is busy computing must not be
+  // cut off as a slow consumer while the server holds its share of a 64 MiB all-reduce.
+  const conf = [
+    `listen: 127.0.0.1:${port}`,
+    `max_payload: ${maxPayload}`,
+    `max_pending: ${Math.max(256 * 1024 * 1024, 8 * maxPayload)}`,
+    `write_deadline: "60s"`,
+    options.jetstream === false
+      ? ''
+      : `jetstream { store_dir: "${join(dir, 'js')}", max_memory_store: 268435456, max_file_store: 4294967296 }`,
+  ].join('\n');
+  const confPath = join(dir, 'nats.conf');
+  await writeFile(confPath, conf + '\n');
+
+  let child: ChildProcess | undefined;
+  const launch = async (): Promise<void> => {
+    const p = spawn(binary, ['-c', confPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = p;
+    live.add(p);
+    installExitHook();
+    let output = '';
+    const onData = (b: Buffer) => {
+      const s = b.toString();
+      output += s;
+      if (options.onOutput) for (const line of s.split('\n')) if (line) options.onOutput(line);
+    };
+    p.stdout?.on('data', onData);
+    p.stderr?.on('data', onData);
+    const spawnError = new Promise<never>((_, reject) =>
+      p.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          err.code === 'ENOENT'
+            ? new Error(
+                `nats-server not found (tried "${binary}"). Install it (apt-get install -y nats-server), set TFJS_DDP_NATS_SERVER to its path, or pass --nats URL to use a running server.`,
+              )
+            : err,
+        ),
+      ),
+    );
+    p.once('exit', () => live.delete(p));
+    const deadline = Date.now() + 15_000;
+    const ready = (async () => {
+      while (!output.includes('Server is ready')) {
+        if (p.exitCode !== null)
+          throw new Error(`nats-server exited with code ${p.exitCode} while starting:\n${output.slice(-2000)}`);
+        if (Date.now() > deadline)
+          throw new Error(`nats-server did not become ready within 15 s:\n${output.slice(-2000)}`);
+        await sleep(20);
+      }
+    })();
+    try {
+      await Promise.race([ready, spawnError]);
+    } catch (err) {
+      p.kill('SIGKILL');
+      throw err;
+    }
+  };
+
+  const kill = async (hard = false): Promise<void> => {
+    const p = child;
+    child = undefined;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
+    p.kill(hard ? 'SIGKILL' : 'SIGTERM');
+    const t = setTimeout(() => p.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(t);
+  };
+
+  try {
+    await launch();
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    get pid() {
+      return child?.pid;
+    },
+    kill,
+    start: launch,
+    async stop() {
+      await kill();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

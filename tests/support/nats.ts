@@ -1,0 +1,87 @@
+// Test fixture: a real nats-server on a free port. Uses testcontainers when a container
+// runtime answers, otherwise the nats-server binary from PATH, and says which one it used.
+// Always pair startNats() with stop() in afterAll/finally; the binary is also killed on exit.
+import { existsSync } from 'node:fs';
+import { startNatsServer, DEFAULT_MAX_PAYLOAD, type NatsServerHandle } from '@tfjs-ddp/common';
+
+export interface NatsFixture {
+  readonly url: string;
+  readonly kind: 'testcontainers' | 'nats-server binary';
+  /** Kill the server, keeping its address; only the binary fixture supports it. */
+  kill(hard?: boolean): Promise<void>;
+  /** Start it again on the same address after kill(). */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface NatsFixtureOptions {
+  maxPayload?: number;
+  jetstream?: boolean;
+  /** Force the binary (tests that restart the server need a fixed address). */
+  binaryOnly?: boolean;
+}
+
+let announced = false;
+function announce(kind: string, url: string): void {
+  if (announced) return;
+  announced = true;
+  process.stderr.write(`[nats fixture] using ${kind} at ${url}\n`);
+}
+
+function containerRuntimeLikely(): boolean {
+  if (process.env.TFJS_DDP_TEST_NATS === 'binary') return false;
+  return (
+    Boolean(process.env.DOCKER_HOST) ||
+    existsSync('/var/run/docker.sock') ||
+    existsSync(`${process.env.XDG_RUNTIME_DIR ?? ''}/podman/podman.sock`)
+  );
+}
+
+async function tryContainer(opts: NatsFixtureOptions): Promise<NatsFixture | undefined> {
+  if (opts.binaryOnly || !containerRuntimeLikely()) return undefined;
+  try {
+    const { NatsContainer } = await import('@testcontainers/nats');
+    const args = ['--max_payload', String(opts.maxPayload ?? DEFAULT_MAX_PAYLOAD)];
+    if (opts.jetstream !== false) args.push('-js');
+    const container = await new NatsContainer('nats:2.10.22-alpine').withArg('--', args.join(' ')).start();
+    const url = `nats://${container.getHost()}:${container.getMappedPort(4222)}`;
+    announce('testcontainers', url);
+    const unsupported = async () => {
+      throw new Error('kill/start need the nats-server binary fixture: call startNats({ binaryOnly: true })');
+    };
+    return {
+      url,
+      kind: 'testcontainers',
+      kill: unsupported,
+      start: unsupported,
+      stop: async () => void (await container.stop()),
+    };
+  } catch (err) {
+    process.stderr.write(
+      `[nats fixture] container runtime not usable (${(err as Error).message.split('\n')[0]}); falling back to the nats-server binary\n`,
+    );
+    return undefined;
+  }
+}
+
+export async function startNats(opts: NatsFixtureOptions = {}): Promise<NatsFixture> {
+  const fromContainer = await tryContainer(opts);
+  if (fromContainer) return fromContainer;
+  let server: NatsServerHandle;
+  try {
+    server = await startNatsServer({ maxPayload: opts.maxPayload, jetstream: opts.jetstream });
+  } catch (err) {
+    throw new Error(
+      `no NATS server for the tests: no container runtime is reachable and the binary failed: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  announce('nats-server binary', server.url);
+  return {
+    url: server.url,
+    kind: 'nats-server binary',
+    kill: (h) => server.kill(h),
+    start: () => server.start(),
+    stop: () => server.stop(),
+  };
+}
