@@ -1,0 +1,33 @@
+// `tfjs-ddp coordinator`: owns one job (membership, ranks, data plan, step clock, checkpoints).
+import type { CommandModule } from 'yargs';
+import { withEnv } from '../env.js';
+import type { CliContext } from './context.js';
+import { runCoordinatorCommand } from '../run-roles.js';
+import { NATS_GROUP, natsFlags } from './nats-flags.js';
+import { jobFlag, positiveIntegers } from './shared-flags.js';
+
+const flags = {
+  job: jobFlag,
+  'status-addr': {
+    type: 'string',
+    describe: 'HOST:PORT for the status page, /metrics, /healthz and /readyz (port 0 picks a free one)',
+  },
+  'min-workers': {
+    type: 'number',
+    describe: "workers to wait for before training starts (overrides the job's workers.min)",
+  },
+  'max-workers': { type: 'number', describe: "most workers admitted (overrides the job's workers.max)" },
+  ...natsFlags,
+} as const;
+
+export function coordinatorCommand(ctx: CliContext): CommandModule {
+  return {
+    command: 'coordinator',
+    describe: 'coordinate one training job over NATS',
+    builder: (y) =>
+      withEnv(y.options(flags).group(Object.keys(natsFlags), NATS_GROUP), flags, ctx.env).check(
+        positiveIntegers('min-workers', 'max-workers'),
+      ),
+    handler: async (argv) => ctx.setExitCode(await runCoordinatorCommand(ctx, argv as never)),
+  };
+}

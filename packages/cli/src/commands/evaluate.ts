@@ -1,0 +1,21 @@
+// `tfjs-ddp evaluate`: the loss and metrics of a trained model on a job's test set.
+import type { CommandModule } from 'yargs';
+import { withEnv } from '../env.js';
+import type { CliContext } from './context.js';
+import { runEvaluate } from '../predict.js';
+import { backendFlag, jobFlag } from './shared-flags.js';
+
+const flags = {
+  model: { type: 'string', demandOption: true, describe: 'directory of a trained model (the output/model of a job)' },
+  job: jobFlag,
+  backend: backendFlag,
+} as const;
+
+export function evaluateCommand(ctx: CliContext): CommandModule {
+  return {
+    command: 'evaluate',
+    describe: "evaluate a trained model on a job's test set",
+    builder: (y) => withEnv(y.options(flags), flags, ctx.env),
+    handler: async (argv) => ctx.setExitCode(await runEvaluate(ctx, argv as never)),
+  };
+}

@@ -1,0 +1,33 @@
+// `tfjs-ddp local`: the whole cluster on one machine (a nats-server, the coordinator and N
+// worker processes), for development and for the integration tests.
+import type { CommandModule } from 'yargs';
+import { withEnv } from '../env.js';
+import type { CliContext } from './context.js';
+import { runLocal } from '../run-local.js';
+import { NATS_GROUP, natsFlags } from './nats-flags.js';
+import { backendFlag, jobFlag, positiveIntegers } from './shared-flags.js';
+
+const flags = {
+  job: jobFlag,
+  workers: { type: 'number', default: 2, describe: 'worker processes to start' },
+  backend: backendFlag,
+  output: { type: 'string', describe: "directory for the trained model and summary.json (overrides the job's output)" },
+  'status-addr': {
+    type: 'string',
+    describe: "HOST:PORT for the coordinator's status page and /metrics (port 0 picks a free one)",
+  },
+  ...natsFlags,
+  nats: { type: 'string', describe: 'use this NATS server instead of starting a private nats-server' },
+} as const;
+
+export function localCommand(ctx: CliContext): CommandModule {
+  return {
+    command: 'local',
+    describe: 'run a nats-server, the coordinator and N workers on this machine',
+    builder: (y) =>
+      withEnv(y.options(flags).group(Object.keys(natsFlags), NATS_GROUP), flags, ctx.env)
+        .check(positiveIntegers('workers'))
+        .example('$0 local --workers 4 --job examples/jobs/fashion-mlp.yaml', 'train Fashion-MNIST with 4 workers'),
+    handler: async (argv) => ctx.setExitCode(await runLocal(ctx, argv as never)),
+  };
+}

@@ -1,0 +1,40 @@
+// The NATS connection flags shared by every command that connects, and their translation into
+// the transport's NatsOptions.
+import type { NatsOptions } from '@tfjs-ddp/common';
+import type { InferredOptionTypes, Options } from 'yargs';
+
+export const natsFlags = {
+  nats: { type: 'string', describe: 'NATS server URL(s), comma-separated (default nats://127.0.0.1:4222)' },
+  'nats-user': { type: 'string', describe: 'user name for NATS' },
+  'nats-password': { type: 'string', describe: 'password for NATS' },
+  'nats-token': { type: 'string', describe: 'token for NATS' },
+  'nats-creds': { type: 'string', describe: 'path to a NATS .creds file (JWT and nkey seed)' },
+  'nats-nkey': { type: 'string', describe: 'path to a file holding an nkey seed' },
+  'nats-tls-ca': { type: 'string', describe: 'CA certificate that signed the server certificate (PEM)' },
+  'nats-tls-cert': { type: 'string', describe: 'client certificate for mutual TLS (PEM)' },
+  'nats-tls-key': { type: 'string', describe: 'key of the client certificate (PEM)' },
+} as const satisfies Record<string, Options>;
+
+export const NATS_GROUP = 'NATS connection:';
+
+/** The parsed NATS flags (yargs fills the kebab-case keys as well as the camel-case ones). */
+export type NatsFlagValues = Partial<InferredOptionTypes<typeof natsFlags>>;
+
+export function natsOptionsFromFlags(flags: NatsFlagValues): NatsOptions {
+  const servers = flags.nats
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const ca = flags['nats-tls-ca'];
+  const cert = flags['nats-tls-cert'];
+  const key = flags['nats-tls-key'];
+  return {
+    ...(servers && servers.length > 0 && { servers }),
+    user: flags['nats-user'],
+    pass: flags['nats-password'],
+    token: flags['nats-token'],
+    credsFile: flags['nats-creds'],
+    nkeyFile: flags['nats-nkey'],
+    tls: ca || cert || key ? { caFile: ca, certFile: cert, keyFile: key } : undefined,
+  };
+}

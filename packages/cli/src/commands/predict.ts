@@ -1,0 +1,26 @@
+// `tfjs-ddp predict`: run a trained model over samples from a file.
+import type { CommandModule } from 'yargs';
+import { withEnv } from '../env.js';
+import type { CliContext } from './context.js';
+import { backendFlag } from './shared-flags.js';
+import { runPredict } from '../predict.js';
+
+const flags = {
+  model: { type: 'string', demandOption: true, describe: 'directory of a trained model (the output/model of a job)' },
+  input: {
+    type: 'string',
+    demandOption: true,
+    describe: 'samples to predict: a .csv, an IDX images file or a .json array',
+  },
+  output: { type: 'string', describe: 'file for the predictions (JSON); standard output when absent' },
+  backend: backendFlag,
+} as const;
+
+export function predictCommand(ctx: CliContext): CommandModule {
+  return {
+    command: 'predict',
+    describe: 'predict with a trained model',
+    builder: (y) => withEnv(y.options(flags), flags, ctx.env),
+    handler: async (argv) => ctx.setExitCode(await runPredict(ctx, argv as never)),
+  };
+}

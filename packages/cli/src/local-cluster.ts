@@ -1,0 +1,211 @@
+// The whole cluster on one machine: a nats-server (unless one is given), the coordinator in this
+// process and N worker processes. `tfjs-ddp local` and users' integration tests both use it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
+import {
+  NATS_ENV,
+  createLogger,
+  loadJobSpec,
+  specHash,
+  startNatsServer,
+  type JobSpec,
+  type Logger,
+  type NatsOptions,
+  type NatsServerHandle,
+} from '@tfjs-ddp/common';
+import { Coordinator, type EpochSummary, type JobSummary, type ProgressEvent } from '@tfjs-ddp/coordinator';
+
+export interface LocalClusterOptions {
+  /** Path of the job file (YAML or JSON). */
+  job: string;
+  workers: number;
+  /** URL of a running NATS server; omitted: a nats-server is started on a free port. */
+  nats?: string;
+  /** Credentials and TLS for that server, passed to the coordinator and, as environment variables, to the workers. */
+  natsOptions?: NatsOptions;
+  backend?: 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+  /** Overrides the job's output directory. */
+  output?: string;
+  /** HOST:PORT for the coordinator's /status; omitted: none. */
+  statusAddr?: string;
+  /** Receives every line the workers print (default: stderr, prefixed with the worker's name). */
+  onWorkerOutput?: (worker: string, line: string) => void;
+  log?: Logger;
+}
+
+export interface LocalCluster {
+  /** Progress after every step, an epoch summary after every epoch, 'worker-exit' when a worker process ends. */
+  readonly events: EventEmitter<{
+    progress: [ProgressEvent];
+    epoch: [EpochSummary];
+    'worker-exit': [{ worker: string; code: number | null; signal: NodeJS.Signals | null }];
+  }>;
+  readonly natsUrl: string;
+  readonly spec: JobSpec;
+  /** Resolves with the job summary, rejects when the job failed. */
+  result(): Promise<JobSummary>;
+  /** SIGKILLs the worker process that holds `rank` in the current generation. */
+  killWorker(rank: number): void;
+  /** Stops every process it started (idempotent). */
+  stop(): Promise<void>;
+}
+
+const require = createRequire(import.meta.url);
+
+/** The worker's bin, resolved from the installed @tfjs-ddp/worker package. */
+export function workerBinPath(): string {
+  return resolve(require.resolve('@tfjs-ddp/worker/package.json'), '..', 'dist', 'bin.js');
+}
+
+export async function startLocalCluster(options: LocalClusterOptions): Promise<LocalCluster> {
+  if (!Number.isInteger(options.workers) || options.workers < 1) {
+    throw new Error(`--workers must be a whole number >= 1, got ${options.workers}`);
+  }
+  const log = options.log ?? createLogger('local');
+  const jobPath = resolve(options.job);
+  const loaded = await loadJobSpec(jobPath);
+  const spec: JobSpec = { ...loaded, output: options.output ? resolve(options.output) : loaded.output };
+  if (options.workers < spec.workers.min) {
+    throw new Error(
+      `the job needs workers.min = ${spec.workers.min} workers but --workers is ${options.workers}; start more or lower workers.min in ${options.job}`,
+    );
+  }
+  if (options.workers > spec.workers.max) {
+    throw new Error(
+      `the job admits workers.max = ${spec.workers.max} workers but --workers is ${options.workers}; start fewer or raise workers.max in ${options.job}`,
+    );
+  }
+
+  let server: NatsServerHandle | undefined;
+  const natsUrl = options.nats ?? (server = await startNatsServer({ jetstream: true })).url;
+  if (server) log.info('started nats-server', { url: natsUrl });
+
+  const events: LocalCluster['events'] = new EventEmitter();
+  const children = new Map<string, ChildProcess>();
+  let stopping = false;
+  const coordinator = new Coordinator({
+    spec,
+    specHash: specHash(spec),
+    nats: { ...options.natsOptions, servers: [natsUrl] },
+    statusAddr: options.statusAddr,
+    log: log.child('coordinator'),
+  });
+  coordinator.on('progress', (p: ProgressEvent) => events.emit('progress', p));
+  coordinator.on('epoch', (e: EpochSummary) => events.emit('epoch', e));
+
+  const output = options.onWorkerOutput ?? ((w: string, line: string) => process.stderr.write(`[${w}] ${line}\n`));
+  const bin = workerBinPath();
+  for (let i = 0; i < options.workers; i++) {
+    const name = `worker-${i}`;
+    const child = spawn(
+      process.execPath,
+      [bin, '--job', jobPath, '--nats', natsUrl, '--worker-id', `local-${i}`, '--backend', options.backend ?? 'auto'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...natsEnv(options.natsOptions) },
+      },
+    );
+    children.set(`local-${i}`, child);
+    for (const stream of [child.stdout, child.stderr]) {
+      let buf = '';
+      stream?.on('data', (b: Buffer) => {
+        buf += b.toString();
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          output(name, buf.slice(0, nl));
+          buf = buf.slice(nl + 1);
+        }
+      });
+    }
+    child.once('exit', (code, signal) => {
+      events.emit('worker-exit', { worker: name, code, signal });
+      if (!stopping && code !== 0) {
+        coordinator.abort(
+          `${name} exited ${signal ? `on ${signal}` : `with code ${code}`} before the job finished; see its output above`,
+        );
+      }
+    });
+  }
+
+  const killAll = async () => {
+    const exits = [...children.values()]
+      .filter((c) => c.exitCode === null && c.signalCode === null)
+      .map(
+        (c) =>
+          new Promise<void>((res) => {
+            const t = setTimeout(() => c.kill('SIGKILL'), 5_000);
+            c.once('exit', () => {
+              clearTimeout(t);
+              res();
+            });
+            c.kill('SIGTERM');
+          }),
+      );
+    await Promise.all(exits);
+  };
+
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
+      stopping = true;
+      coordinator.abort('the local cluster was stopped');
+      await settled.catch(() => {});
+      await killAll();
+      await server?.stop();
+    })());
+
+  const settled = coordinator.run();
+  const result = settled.then(
+    async (summary) => {
+      stopping = true;
+      await waitForExit([...children.values()], 10_000);
+      await killAll();
+      await server?.stop();
+      return summary;
+    },
+    async (err: unknown) => {
+      await stop();
+      throw err;
+    },
+  );
+  result.catch(() => {});
+
+  return {
+    events,
+    natsUrl,
+    spec,
+    result: () => result,
+    killWorker(rank: number) {
+      const id = coordinator.memberAt(rank);
+      const child = id ? children.get(id) : undefined;
+      if (!child) throw new Error(`no worker holds rank ${rank}; the current world has ${coordinator.worldSize} ranks`);
+      child.kill('SIGKILL');
+    },
+    stop,
+  };
+}
+
+async function waitForExit(children: ChildProcess[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (const c of children) {
+    while (c.exitCode === null && c.signalCode === null && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The worker bin reads NATS credentials from the environment, so they never show in `ps`. */
+function natsEnv(o: NatsOptions | undefined): Record<string, string> {
+  const env: Record<string, string | undefined> = {
+    [NATS_ENV.user]: o?.user,
+    [NATS_ENV.pass]: o?.pass,
+    [NATS_ENV.token]: o?.token,
+    [NATS_ENV.credsFile]: o?.credsFile,
+    [NATS_ENV.nkeyFile]: o?.nkeyFile,
+    [NATS_ENV.caFile]: o?.tls?.caFile,
+    [NATS_ENV.certFile]: o?.tls?.certFile,
+    [NATS_ENV.keyFile]: o?.tls?.keyFile,
+  };
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
+}

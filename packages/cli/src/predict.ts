@@ -1,0 +1,147 @@
+// `tfjs-ddp predict` and `tfjs-ddp evaluate`: use a trained model (a job's output/model) outside
+// the cluster, on a file of samples or on the job's own test set.
+import { readFile, writeFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import {
+  createLogger,
+  csvRecords,
+  evaluate,
+  gunzipIfCompressed,
+  loadModel,
+  loadSource,
+  lossByName,
+  loadJobSpec,
+  parseIdxImages,
+  selectBackend,
+  LayersTrainableModel,
+  type TrainableModel,
+} from '@tfjs-ddp/common';
+import type { CliContext } from './commands/context.js';
+
+export interface Samples {
+  values: Float32Array;
+  /** Shape of one sample. */
+  shape: number[];
+  count: number;
+}
+
+/** Reads samples from a .json array, an IDX images file (.gz or raw) or a CSV with a header (every column a feature). */
+export async function readSamples(path: string): Promise<Samples> {
+  const bytes = await gunzipIfCompressed(new Uint8Array(await readFile(path)), path);
+  const ext = extname(path.replace(/\.gz$/, '')).toLowerCase();
+  if (ext === '.json') {
+    const parsed: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    if (!Array.isArray(parsed) || parsed.length === 0)
+      throw new Error(`${path}: expected a non-empty JSON array of samples`);
+    const shape = shapeOf(parsed[0]);
+    const flat = (parsed as unknown[]).flat(Infinity as 1) as unknown[];
+    if (flat.some((v) => typeof v !== 'number')) throw new Error(`${path}: every value must be a number`);
+    const per = shape.reduce((a, b) => a * b, 1);
+    if (flat.length !== per * parsed.length)
+      throw new Error(`${path}: samples differ in shape; the first is [${shape.join(', ')}]`);
+    return { values: Float32Array.from(flat as number[]), shape, count: parsed.length };
+  }
+  if (ext === '.csv') {
+    const text = new TextDecoder().decode(bytes);
+    const rows = [...csvRecords(text, path)];
+    const [header, ...data] = rows;
+    if (!header || data.length === 0) throw new Error(`${path}: expected a header row and at least one sample`);
+    const width = header.cells.length;
+    const values = new Float32Array(data.length * width);
+    data.forEach((r, i) => {
+      if (r.cells.length !== width)
+        throw new Error(`${path} line ${r.line}: ${r.cells.length} cells, the header has ${width}`);
+      r.cells.forEach((c, j) => {
+        const v = Number(c);
+        if (c === '' || !Number.isFinite(v))
+          throw new Error(`${path} line ${r.line} column ${header.cells[j]}: "${c}" is not a number`);
+        values[i * width + j] = v;
+      });
+    });
+    return { values, shape: [width], count: data.length };
+  }
+  const images = parseIdxImages(bytes, path);
+  const values = new Float32Array(images.pixels.length);
+  for (let i = 0; i < values.length; i++) values[i] = images.pixels[i] / 255;
+  return { values, shape: [images.rows, images.cols, 1], count: images.count };
+}
+
+function shapeOf(v: unknown): number[] {
+  return Array.isArray(v) ? [v.length, ...shapeOf(v[0])] : [];
+}
+
+export interface PredictArgs {
+  model: string;
+  input: string;
+  output?: string;
+  backend?: string;
+}
+
+export async function predict(
+  model: TrainableModel,
+  samples: Samples,
+  tf: typeof import('@tensorflow/tfjs'),
+): Promise<number[][]> {
+  const inputShape =
+    model instanceof LayersTrainableModel ? (model.model.inputs[0].shape.slice(1) as number[]) : samples.shape;
+  const per = samples.shape.reduce((a, b) => a * b, 1);
+  const want = inputShape.reduce((a, b) => a * b, 1);
+  if (per !== want) {
+    throw new Error(
+      `the samples have shape [${samples.shape.join(', ')}] but the model expects [${inputShape.join(', ')}]`,
+    );
+  }
+  const x = tf.tensor(samples.values, [samples.count, ...inputShape]);
+  const y = tf.tidy(() => tf.reshape(model.predict(x), [samples.count, -1]));
+  try {
+    return (await y.array()) as number[][];
+  } finally {
+    tf.dispose([x, y]);
+  }
+}
+
+export async function runPredict(ctx: CliContext, args: PredictArgs): Promise<number> {
+  try {
+    const backend = await selectBackend(args.backend ?? 'auto', createLogger('predict'));
+    const model = await loadModel(args.model, backend.tf);
+    const samples = await readSamples(args.input);
+    const predictions = await predict(model, samples, backend.tf);
+    model.dispose();
+    const out = JSON.stringify({ count: predictions.length, predictions }) + '\n';
+    if (args.output) {
+      await writeFile(args.output, out);
+      ctx.stderr(`wrote ${predictions.length} predictions to ${args.output}\n`);
+    } else ctx.stdout(out);
+    return 0;
+  } catch (err) {
+    ctx.stderr(`tfjs-ddp predict: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+export interface EvaluateArgs {
+  model: string;
+  job: string;
+  backend?: string;
+}
+
+export async function runEvaluate(ctx: CliContext, args: EvaluateArgs): Promise<number> {
+  try {
+    const spec = await loadJobSpec(args.job);
+    if (!spec.data.test) throw new Error(`${args.job} names no data.test set to evaluate on`);
+    if (!spec.loss) throw new Error(`${args.job} names no loss; evaluate needs one`);
+    const backend = await selectBackend(args.backend ?? 'auto', createLogger('evaluate'));
+    const tf = backend.tf;
+    const [model, test] = await Promise.all([loadModel(args.model, tf), loadSource(spec.data.test)]);
+    const x = tf.tensor(test.x, [test.count, ...test.featureShape]);
+    const y = tf.tensor(test.y, [test.count, ...(test.labelShape ?? [1])]);
+    const result = await evaluate(model, { x, y }, lossByName(spec.loss), spec.metrics);
+    tf.dispose([x, y]);
+    model.dispose();
+    ctx.stdout(JSON.stringify({ count: result.count, loss: result.loss, ...result.metrics }) + '\n');
+    return 0;
+  } catch (err) {
+    ctx.stderr(`tfjs-ddp evaluate: ${(err as Error).message}\n`);
+    return 1;
+  }
+}

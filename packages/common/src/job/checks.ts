@@ -1,0 +1,57 @@
+// Rules that span several fields of a job spec (a metric that needs a particular loss, early
+// stopping on a validation metric that needs a validation set). They run even when other fields
+// are invalid, so every problem is reported at once, and therefore read the value defensively.
+import type { z } from 'zod';
+import { show } from './messages.js';
+
+const BINARY_ONLY_METRICS = new Set(['precision', 'recall', 'f1']);
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export function checkCrossFieldRules(spec: unknown, ctx: z.core.$RefinementCtx): void {
+  if (!isRecord(spec)) return;
+  const add = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+  const loss = typeof spec.loss === 'string' ? spec.loss : undefined;
+  const metrics = Array.isArray(spec.metrics) ? spec.metrics.filter((m): m is string => typeof m === 'string') : [];
+
+  if (spec.loss === undefined && isRecord(spec.model) && !('module' in spec.model)) {
+    add(
+      ['loss'],
+      'required but missing; expected one of mse, binaryCrossentropy, sparseCategoricalCrossentropy, ' +
+        'categoricalCrossentropy (only a model module that exports its own loss may leave it out)',
+    );
+  }
+
+  metrics.forEach((metric, i) => {
+    if (metrics.indexOf(metric) !== i) add(['metrics', i], `got ${show(metric)} a second time; list each metric once`);
+    else if (BINARY_ONLY_METRICS.has(metric) && loss !== 'binaryCrossentropy') {
+      add(
+        ['metrics', i],
+        `got ${show(metric)} with loss ${loss === undefined ? 'from the model module' : show(loss)}; ` +
+          `${metric} is defined for binary 0/1 labels only, so it needs loss binaryCrossentropy (use accuracy otherwise)`,
+      );
+    }
+  });
+
+  const early = spec.earlyStopping;
+  if (isRecord(early) && typeof early.monitor === 'string') {
+    const monitor = early.monitor;
+    const hasValidation = isRecord(spec.data) && spec.data.validation !== undefined;
+    const metric = monitor.replace(/^val_/, '');
+    if (monitor.startsWith('val_') && !hasValidation) {
+      add(
+        ['earlyStopping', 'monitor'],
+        `got ${show(monitor)}, but data.validation is not set; add data.validation ` +
+          `(a source or { fraction: 0.1 }) or monitor ${show(metric)}`,
+      );
+    }
+    if (metric !== 'loss' && !metrics.includes(metric)) {
+      add(
+        ['earlyStopping', 'monitor'],
+        `got ${show(monitor)}, but metrics does not list ${show(metric)}; add it to metrics`,
+      );
+    }
+  }
+}

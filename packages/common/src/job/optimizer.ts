@@ -1,0 +1,36 @@
+// The optimizer and its hyperparameters, one shape per type so a setting that the chosen
+// optimizer does not have (beta1 on sgd) is an error rather than silently ignored. Defaults are
+// TensorFlow.js's own, written out so the resolved spec shows what actually runs.
+import { z } from 'zod';
+
+const shared = {
+  learningRate: z.number().positive(),
+  /** Linear scaling rule: multiply learningRate by the number of workers. */
+  scaleWithWorldSize: z.boolean().default(false),
+  /** Steps over which the learning rate ramps linearly from 0 to its full value. */
+  warmupSteps: z.number().int().min(0).default(0),
+};
+const fraction = z.number().min(0).lt(1);
+const epsilon = z.number().positive().default(1e-7);
+
+export const jobOptimizerSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('sgd'), ...shared }),
+  z.strictObject({ type: z.literal('momentum'), ...shared, momentum: fraction.default(0.9) }),
+  z.strictObject({
+    type: z.literal('adam'),
+    ...shared,
+    beta1: fraction.default(0.9),
+    beta2: fraction.default(0.999),
+    epsilon,
+  }),
+  z.strictObject({
+    type: z.literal('rmsprop'),
+    ...shared,
+    decay: fraction.default(0.9),
+    momentum: fraction.default(0),
+    epsilon,
+  }),
+  z.strictObject({ type: z.literal('adagrad'), ...shared }),
+  z.strictObject({ type: z.literal('adadelta'), ...shared, rho: fraction.default(0.95), epsilon }),
+]);
+export type JobOptimizer = z.output<typeof jobOptimizerSchema>;

@@ -1,0 +1,122 @@
+// The job spec: everything a training run needs, as one zod schema from which the TypeScript
+// type is inferred. The coordinator, the workers and the CLI all read this one definition.
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { validateJobId } from '../protocol/index.js';
+import { checkCrossFieldRules } from './checks.js';
+import { show } from './messages.js';
+import { jobModelSchema } from './model.js';
+import { jobOptimizerSchema } from './optimizer.js';
+import { jobSourceSchema, validationSplitSchema } from './source.js';
+
+const LOSSES = ['mse', 'binaryCrossentropy', 'sparseCategoricalCrossentropy', 'categoricalCrossentropy'] as const;
+const METRICS = ['accuracy', 'precision', 'recall', 'f1'] as const;
+const MONITORS = [
+  'loss',
+  'val_loss',
+  'accuracy',
+  'val_accuracy',
+  'precision',
+  'val_precision',
+  'recall',
+  'val_recall',
+  'f1',
+  'val_f1',
+] as const;
+
+const positiveInt = z.number().int().min(1);
+
+/** The protocol owns the rule for job ids (they become NATS subject tokens). */
+function isValidJobId(name: string): boolean {
+  try {
+    return validateJobId(name) === name;
+  } catch {
+    return false;
+  }
+}
+
+const workersSchema = z
+  .strictObject({
+    /** Training starts once this many workers have registered (gang start). */
+    min: positiveInt.default(1),
+    /** Workers beyond min may join later, up to this many; defaults to min. */
+    max: positiveInt.optional(),
+  })
+  .superRefine((w, ctx) => {
+    if (w.max !== undefined && w.max < w.min) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['max'],
+        input: w.max,
+        message: `got ${w.max}, expected a number >= workers.min (${w.min})`,
+      });
+    }
+  })
+  .transform((w) => ({ min: w.min, max: w.max ?? w.min }));
+
+export const jobSpecSchema = z
+  .strictObject({
+    /** The job id; it becomes a token of the job's NATS subjects. */
+    name: z.string().superRefine((name, ctx) => {
+      if (!isValidJobId(name)) {
+        ctx.addIssue({
+          code: 'custom',
+          input: name,
+          message: `got ${show(name)}, expected a job id of 1-64 letters, digits, '_' or '-' (it is part of NATS subjects)`,
+        });
+      }
+    }),
+    model: jobModelSchema,
+    data: z.strictObject({
+      train: jobSourceSchema,
+      validation: z.union([jobSourceSchema, validationSplitSchema]).optional(),
+      test: jobSourceSchema.optional(),
+    }),
+    optimizer: jobOptimizerSchema,
+    /** Optional only when the model module exports its own loss. */
+    loss: z.enum(LOSSES).optional(),
+    metrics: z.array(z.enum(METRICS)).default(() => []),
+    /** Global batch size: the samples of one step across all workers together. */
+    batchSize: positiveInt,
+    epochs: positiveInt,
+    earlyStopping: z
+      .strictObject({
+        monitor: z.enum(MONITORS).default('val_loss'),
+        /** Epochs without improvement before training stops. */
+        patience: z.number().int().min(0),
+        /** The smallest change that counts as an improvement. */
+        minDelta: z.number().min(0).default(0),
+        restoreBestWeights: z.boolean().default(false),
+      })
+      .optional(),
+    /** Seeds the data order, the validation split and the initial weights. */
+    seed: z.number().int().min(0).default(42),
+    workers: workersSchema.prefault({}),
+    /** Directory for the trained model and summary.json; defaults to runs/<name> under the working directory. */
+    output: z.string().min(1).optional(),
+    timeouts: z
+      .strictObject({
+        /** How long one training step may take before it is aborted and redone. */
+        stepMs: positiveInt.default(60_000),
+        /** How long the coordinator waits for workers.min workers to register. */
+        rendezvousMs: positiveInt.default(300_000),
+      })
+      .prefault({}),
+    allreduce: z
+      .strictObject({
+        /** Wire format of gradient chunks; sums are always accumulated in fp32. */
+        dtype: z.enum(['f32', 'f16', 'bf16']).default('f32'),
+        /** Largest chunk published; defaults to the NATS server's max_payload. */
+        chunkBytes: z.number().int().min(1024).optional(),
+      })
+      .prefault({}),
+    /** Steps between checks that all replicas hold identical parameters; 0 disables the check. */
+    hashCheckEvery: z.number().int().min(0).default(100),
+  })
+  .superRefine(checkCrossFieldRules, { when: () => true })
+  .transform((spec) => ({ ...spec, output: spec.output ?? resolve('runs', spec.name) }));
+
+/** A validated job spec with every default filled in. */
+export type JobSpec = z.output<typeof jobSpecSchema>;
+/** What a job file may contain: the same shape with the defaulted fields optional. */
+export type JobSpecInput = z.input<typeof jobSpecSchema>;

@@ -1,0 +1,71 @@
+// Builds the model a job names (the job spec's `model` section), with the loss it trains on and
+// the metrics worth reporting for it.
+import * as tfjs from '@tensorflow/tfjs';
+import type { z } from 'zod';
+import type { Tf } from '../backend/tf.js';
+import { jobModelSchema } from '../job/index.js';
+import { buildFromModule } from './custom-module.js';
+import { lossByName, type LossFn, type LossName } from './losses.js';
+import { defaultMetrics, type MetricName } from './metrics.js';
+import { loadTopologyModel } from './topology.js';
+import { LayersTrainableModel, type TrainableModel } from './trainable.js';
+import { createZooModel, ZOO_LOSS } from './zoo.js';
+
+export interface CreateModelOptions {
+  /** Seeds weight initialisation (the job's seed); the same seed gives the same initial weights. */
+  seed?: number;
+  /** The job's loss; zoo models default to their usual one, modules to their own export. */
+  loss?: LossName;
+  /** The job's metrics; by default those that suit the loss. */
+  metrics?: readonly MetricName[];
+  /** Shape of one sample as the data has it, for zoo models whose params name none. */
+  inputShape?: number[];
+}
+
+export interface BuiltModel {
+  model: TrainableModel;
+  /** Per-sample losses. */
+  loss: LossFn;
+  /** The built-in loss's name, or 'custom' for a module's own loss. */
+  lossName: LossName | 'custom';
+  metrics: MetricName[];
+}
+
+function withLoss(model: TrainableModel, lossName: LossName, options: CreateModelOptions): BuiltModel {
+  return { model, loss: lossByName(lossName), lossName, metrics: [...(options.metrics ?? defaultMetrics(lossName))] };
+}
+
+export async function createModel(
+  input: z.input<typeof jobModelSchema>,
+  tf: Tf = tfjs,
+  options: CreateModelOptions = {},
+): Promise<BuiltModel> {
+  const spec = jobModelSchema.parse(input);
+  const seed = options.seed ?? 0;
+  if ('zoo' in spec) {
+    const model = createZooModel({ name: spec.zoo, params: spec.params, seed, inputShape: options.inputShape }, tf);
+    return withLoss(new LayersTrainableModel(model), options.loss ?? ZOO_LOSS[spec.zoo], options);
+  }
+  if ('layersJson' in spec) {
+    const model = new LayersTrainableModel(await loadTopologyModel(spec.layersJson));
+    if (!options.loss) {
+      model.dispose();
+      throw new Error(
+        `model ${spec.layersJson} needs a loss: set the job's loss to mse, binaryCrossentropy, ` +
+          `sparseCategoricalCrossentropy or categoricalCrossentropy`,
+      );
+    }
+    return withLoss(model, options.loss, options);
+  }
+  const { model, loss } = await buildFromModule(spec.module, spec.params, seed, tf);
+  if (options.loss) return withLoss(model, options.loss, options);
+  if (!loss) {
+    model.dispose();
+    throw new Error(
+      `model module ${spec.module} exports no loss and the job names none; set the job's loss to mse, ` +
+        `binaryCrossentropy, sparseCategoricalCrossentropy or categoricalCrossentropy, or export ` +
+        `loss(tf, yTrue, yPred) returning one loss per sample`,
+    );
+  }
+  return { model, loss, lossName: 'custom', metrics: [...(options.metrics ?? [])] };
+}

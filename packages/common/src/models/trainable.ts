@@ -1,0 +1,120 @@
+// The one model shape the training step sees, whether the model is a tfjs-layers model or a custom
+// module's plain variables with a predict function (a training loop with explicit gradients).
+// The variable order fixed here is the layout of every flattened gradient and weight buffer.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { fileSaveHandler, writeModelFiles } from './file-io.js';
+
+export interface PredictOptions {
+  /** True inside a training step: layers such as dropout behave as in training. */
+  training?: boolean;
+}
+
+export interface TrainableModel {
+  readonly kind: 'layers' | 'variables';
+  /** Trainable variables, always in the same order. */
+  variables(): tf.Variable[];
+  predict(x: tf.Tensor, options?: PredictOptions): tf.Tensor;
+  /** Writes the model in TensorFlow.js format (model.json + weights) into dir. */
+  save(dir: string): Promise<void>;
+  dispose(): void;
+}
+
+export class LayersTrainableModel implements TrainableModel {
+  readonly kind = 'layers';
+  private readonly vars: tf.Variable[];
+
+  constructor(readonly model: tf.LayersModel) {
+    this.vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  }
+
+  variables(): tf.Variable[] {
+    return this.vars;
+  }
+
+  predict(x: tf.Tensor, options: PredictOptions = {}): tf.Tensor {
+    return this.model.apply(x, { training: options.training ?? false }) as tf.Tensor;
+  }
+
+  async save(dir: string): Promise<void> {
+    await this.model.save(fileSaveHandler(dir));
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+}
+
+/** What a custom model module's createModel may return instead of a tf.LayersModel. */
+export interface VariablesModelDefinition {
+  /** Named variables (names become the saved weight names) or a list (saved as variable_0, variable_1, ...). */
+  variables: Record<string, tf.Variable> | tf.Variable[];
+  predict(x: tf.Tensor, options?: PredictOptions): tf.Tensor;
+  dispose?(): void;
+}
+
+/** Where a variables model came from, so a saved one can be rebuilt by re-running its module. */
+export interface ModuleSource {
+  /** Absolute path of the ES module. */
+  module: string;
+  params: Record<string, unknown>;
+  seed: number;
+}
+
+export const VARIABLES_FORMAT = 'tfjs-ddp-variables';
+export const MODULE_JSON = 'module.json';
+
+export class VariablesTrainableModel implements TrainableModel {
+  readonly kind = 'variables';
+  readonly names: string[];
+  private readonly vars: tf.Variable[];
+
+  constructor(
+    private readonly definition: VariablesModelDefinition,
+    readonly source: ModuleSource,
+  ) {
+    const entries = Array.isArray(definition.variables)
+      ? definition.variables.map((v, i) => [`variable_${i}`, v] as const)
+      : Object.entries(definition.variables);
+    this.names = entries.map(([name]) => name);
+    this.vars = entries.map(([, v]) => v);
+  }
+
+  variables(): tf.Variable[] {
+    return this.vars;
+  }
+
+  predict(x: tf.Tensor, options: PredictOptions = {}): tf.Tensor {
+    return this.definition.predict(x, options);
+  }
+
+  async save(dir: string): Promise<void> {
+    const named = this.names.map((name, i) => ({ name, tensor: this.vars[i] }));
+    const { data, specs } = await tf.io.encodeWeights(named);
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, MODULE_JSON), JSON.stringify({ format: VARIABLES_FORMAT, ...this.source }, null, 2));
+    const generatedBy = `TensorFlow.js tfjs-core v${tf.version_core}`;
+    await writeModelFiles(dir, { format: VARIABLES_FORMAT, generatedBy }, specs, data);
+  }
+
+  /** Copies saved values into the variables, by name; every variable must be present with its shape. */
+  assign(values: tf.NamedTensorMap): void {
+    this.names.forEach((name, i) => {
+      const value = values[name];
+      const variable = this.vars[i];
+      if (!value || !tf.util.arraysEqual(value.shape, variable.shape)) {
+        throw new Error(
+          `saved weights do not match module ${this.source.module}: variable '${name}' expects shape ` +
+            `[${variable.shape.join(', ')}], saved ${value ? `[${value.shape.join(', ')}]` : 'nothing'}`,
+        );
+      }
+      variable.assign(value);
+    });
+  }
+
+  dispose(): void {
+    if (this.definition.dispose) this.definition.dispose();
+    else this.vars.forEach((v) => v.dispose());
+  }
+}

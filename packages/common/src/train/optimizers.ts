@@ -1,0 +1,88 @@
+// Optimizers from the job spec, with the learning-rate schedule data-parallel training needs: linear
+// scaling with the world size (a global batch N times larger takes an N times larger step) and a
+// linear warmup so the scaled rate does not blow up the first steps. tfjs optimizers take a fixed
+// rate at construction, so the schedule rewrites the rate each optimizer reads when it applies.
+import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { jobOptimizerSchema, type JobOptimizer } from '../job/index.js';
+
+/** The job spec's optimizer section, before defaults are filled in. */
+export type OptimizerSpecInput = z.input<typeof jobOptimizerSchema>;
+
+function build(spec: JobOptimizer, learningRate: number): tf.Optimizer {
+  switch (spec.type) {
+    case 'sgd':
+      return tf.train.sgd(learningRate);
+    case 'momentum':
+      return tf.train.momentum(learningRate, spec.momentum);
+    case 'adam':
+      return tf.train.adam(learningRate, spec.beta1, spec.beta2, spec.epsilon);
+    case 'rmsprop':
+      return tf.train.rmsprop(learningRate, spec.decay, spec.momentum, spec.epsilon);
+    case 'adagrad':
+      return tf.train.adagrad(learningRate);
+    case 'adadelta':
+      return tf.train.adadelta(learningRate, spec.rho, spec.epsilon);
+  }
+}
+
+/**
+ * Changes the rate an existing optimizer applies. SGD and momentum cache it as a scalar tensor that
+ * setLearningRate rebuilds; the others read their learningRate field on every applyGradients.
+ */
+export function setLearningRate(optimizer: tf.Optimizer, learningRate: number): void {
+  const o = optimizer as unknown as { learningRate: number; setLearningRate?: (lr: number) => void };
+  if (typeof o.setLearningRate === 'function') o.setLearningRate(learningRate);
+  else o.learningRate = learningRate;
+}
+
+/** The learning rate of a step (counted from 0) under the spec's scaling and warmup. */
+export function learningRateAt(spec: JobOptimizer, step: number, worldSize: number): number {
+  const target = spec.learningRate * (spec.scaleWithWorldSize ? worldSize : 1);
+  if (step >= spec.warmupSteps) return target;
+  return (target * (step + 1)) / spec.warmupSteps;
+}
+
+export class ScheduledOptimizer {
+  readonly spec: JobOptimizer;
+  readonly optimizer: tf.Optimizer;
+  private rate: number;
+
+  constructor(
+    spec: OptimizerSpecInput,
+    private worldSize = 1,
+  ) {
+    const parsed = jobOptimizerSchema.safeParse(spec);
+    if (!parsed.success) throw new Error(`invalid optimizer spec:\n${z.prettifyError(parsed.error)}`);
+    this.spec = parsed.data;
+    this.rate = learningRateAt(this.spec, 0, worldSize);
+    this.optimizer = build(this.spec, this.rate);
+  }
+
+  get learningRate(): number {
+    return this.rate;
+  }
+
+  /** Sets the rate for this step (from 0); call before applying its gradients. Returns the rate. */
+  beginStep(step: number): number {
+    const rate = learningRateAt(this.spec, step, this.worldSize);
+    if (rate !== this.rate) {
+      setLearningRate(this.optimizer, rate);
+      this.rate = rate;
+    }
+    return rate;
+  }
+
+  /** After a membership change: later steps scale with the new world size. */
+  setWorldSize(worldSize: number): void {
+    this.worldSize = worldSize;
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
+
+export function createOptimizer(spec: OptimizerSpecInput, worldSize = 1): ScheduledOptimizer {
+  return new ScheduledOptimizer(spec, worldSize);
+}

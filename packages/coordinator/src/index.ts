@@ -1,0 +1,7 @@
+// Public surface of @tfjs-ddp/coordinator.
+export * from './coordinator.js';
+export * from './errors.js';
+export * from './early-stopping.js';
+export * from './evaluation.js';
+export * from './progress.js';
+export * from './status-server.js';

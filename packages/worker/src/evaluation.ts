@@ -1,0 +1,52 @@
+// Evaluates this rank's slice of a held-out split and returns sums (loss, correct, confusion
+// counts) that the coordinator adds across ranks, so metrics do not depend on the world size.
+import {
+  MetricAccumulator,
+  type Dataset,
+  type LossFn,
+  type MetricName,
+  type Tf,
+  type TrainableModel,
+} from '@tfjs-ddp/common';
+import { BatchBuffers, range } from './batch.js';
+
+export interface EvalSums {
+  lossSum: number;
+  count: number;
+  correct: number;
+  tp: number;
+  fp: number;
+  tn: number;
+  fn: number;
+}
+
+const EVAL_BATCH = 512;
+
+export async function evaluateSlice(
+  tf: Tf,
+  model: TrainableModel,
+  loss: LossFn,
+  metrics: readonly MetricName[],
+  ds: Dataset,
+  start: number,
+  count: number,
+  buffers: BatchBuffers,
+): Promise<EvalSums> {
+  // Accuracy is always counted: the sums are cheap and the coordinator picks what the job asked for.
+  const acc = new MetricAccumulator(metrics.length > 0 ? metrics : ds.numClasses !== undefined ? ['accuracy'] : []);
+  let lossSum = 0;
+  for (let at = start; at < start + count; at += EVAL_BATCH) {
+    const n = Math.min(EVAL_BATCH, start + count - at);
+    const { x, y } = buffers.tensors(ds, range(at, n));
+    const pred = tf.tidy(() => model.predict(x, { training: false }));
+    const sum = tf.tidy(() => tf.sum(loss(y, pred)));
+    try {
+      lossSum += (await sum.data())[0];
+      await acc.update(y, pred);
+    } finally {
+      tf.dispose([x, y, pred, sum]);
+    }
+  }
+  const c = acc.counts();
+  return { lossSum, count, correct: c.correct, tp: c.tp, fp: c.fp, fn: c.fn, tn: c.total - c.tp - c.fp - c.fn };
+}

@@ -1,0 +1,59 @@
+// Joins a job: asks the coordinator to admit this worker, retrying until a coordinator answers,
+// and fails with the coordinator's reason when it refuses (another spec, another protocol version).
+import { hostname } from 'node:os';
+import {
+  decodeMessage,
+  encodeMessage,
+  registerReplySchema,
+  registerRequestSchema,
+  type JobSubjects,
+  type Logger,
+  type NatsConnection,
+  type RegisterRequest,
+} from '@tfjs-ddp/common';
+
+export class RegistrationRefusedError extends Error {
+  override name = 'RegistrationRefusedError';
+}
+
+export async function register(
+  nc: NatsConnection,
+  subjects: JobSubjects,
+  request: Omit<RegisterRequest, 'type' | 'host' | 'pid'>,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<void> {
+  const body = encodeMessage(registerRequestSchema, {
+    type: 'register',
+    host: hostname(),
+    pid: process.pid,
+    ...request,
+  });
+  const started = Date.now();
+  let lastLog = 0;
+  for (;;) {
+    signal?.throwIfAborted();
+    try {
+      const reply = await nc.request(subjects.register, body, { timeout: 2_000 });
+      const r = decodeMessage(registerReplySchema, reply.data, { maxBytes: 1 << 16, job: request.job });
+      if (!r.ok) throw new Error(`the coordinator's reply is invalid (${r.reason}: ${r.detail})`);
+      if (!r.value.accepted)
+        throw new RegistrationRefusedError(
+          `the coordinator refused this worker: ${r.value.reason ?? 'no reason given'}`,
+        );
+      log.info('registered with the coordinator', { job: request.job, workerId: request.workerId });
+      return;
+    } catch (err) {
+      if (err instanceof RegistrationRefusedError) throw err;
+      if (Date.now() - lastLog > 5_000) {
+        lastLog = Date.now();
+        log.info('waiting for the coordinator', {
+          subject: subjects.register,
+          waitedSec: Math.round((Date.now() - started) / 1000),
+          last: (err as Error).message,
+        });
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
