@@ -1,0 +1,106 @@
+// Command-line flags of `npm run bench:allreduce`, parsed and checked once so the rest of the
+// benchmark works with plain validated values.
+import { parseArgs } from 'node:util';
+
+export const DTYPES = ['f32', 'f16', 'bf16'];
+
+export const USAGE = `Usage: npm run bench:allreduce -- [options]
+
+Benchmarks the NATS all-reduce with ranks as separate processes against raw NATS
+publish->subscribe bandwidth measured through the same server in the same run.
+
+Options:
+  --sizes LIST    buffer sizes in MiB of fp32 (default 1,16,64)
+  --world LIST    world sizes, each >= 2 (default 2,4)
+  --dtypes LIST   wire dtypes among f32,f16,bf16 (default f32,f16,bf16)
+  --iters N       timed all-reduces per case (default 10, and 5 for sizes >= 64 MiB)
+  --warmup N      untimed all-reduces before each case (default 2)
+  --raw-mib N     MiB sent for the raw NATS bandwidth figure (default 256)
+  --json          print one JSON document instead of the table
+  --help          print this help
+`;
+
+/**
+ * @typedef {object} BenchArgs
+ * @property {number[]} sizesMiB
+ * @property {number[]} worldSizes
+ * @property {string[]} dtypes
+ * @property {number | undefined} iters  undefined: the per-size default
+ * @property {number} warmup
+ * @property {number} rawMiB
+ * @property {boolean} json
+ * @property {boolean} help
+ */
+
+/** @param {string[]} argv  @returns {BenchArgs} */
+export function parseBenchArgs(argv) {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        sizes: { type: 'string', default: '1,16,64' },
+        world: { type: 'string', default: '2,4' },
+        dtypes: { type: 'string', default: DTYPES.join(',') },
+        iters: { type: 'string' },
+        warmup: { type: 'string', default: '2' },
+        'raw-mib': { type: 'string', default: '256' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new Error(`${err.message}\n\n${USAGE}`, { cause: err });
+  }
+  const dtypes = list(values.dtypes, '--dtypes', (s) => {
+    if (!DTYPES.includes(s)) throw new Error(`--dtypes: expected one of ${DTYPES.join(', ')}, got "${s}"`);
+    return s;
+  });
+  return {
+    sizesMiB: list(values.sizes, '--sizes', (s) => positiveNumber(s, '--sizes')),
+    worldSizes: list(values.world, '--world', (s) => {
+      const n = integer(s, '--world');
+      if (n < 2) throw new Error(`--world: expected world sizes of at least 2 ranks, got ${n}`);
+      return n;
+    }),
+    dtypes,
+    iters: values.iters === undefined ? undefined : atLeastOne(integer(values.iters, '--iters'), '--iters'),
+    warmup: integer(values.warmup, '--warmup'),
+    rawMiB: positiveNumber(values['raw-mib'], '--raw-mib'),
+    json: values.json,
+    help: values.help,
+  };
+}
+
+/** The timed iterations for one buffer size: 64 MiB cases take seconds each on small machines. */
+export function itersFor(args, sizeMiB) {
+  return args.iters ?? (sizeMiB >= 64 ? 5 : 10);
+}
+
+function list(text, flag, parse) {
+  const items = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (items.length === 0) throw new Error(`${flag}: expected a comma-separated list, got "${text}"`);
+  return [...new Set(items.map(parse))];
+}
+
+function positiveNumber(s, flag) {
+  const n = Number(s);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag}: expected a positive number, got "${s}"`);
+  return n;
+}
+
+function integer(s, flag) {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${flag}: expected a non-negative integer, got "${s}"`);
+  return n;
+}
+
+function atLeastOne(n, flag) {
+  if (n < 1) throw new Error(`${flag}: expected at least 1, got ${n}`);
+  return n;
+}

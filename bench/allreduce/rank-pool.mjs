@@ -1,0 +1,40 @@
+// One process per rank for a world size, started once and driven case by case over IPC, so a
+// whole sweep of sizes and dtypes pays the process and connection start-up only once.
+import { Peer } from './peer.mjs';
+
+const RANK = new URL('./rank.mjs', import.meta.url);
+
+/**
+ * @param {string} url  the NATS server
+ * @param {number} world  number of ranks
+ */
+export async function startRankPool(url, world) {
+  const job = `bench-w${world}`;
+  const ranks = Array.from(
+    { length: world },
+    (_, r) => new Peer(`rank ${r}/${world}`, RANK, [url, job, `${r}`, `${world}`]),
+  );
+  try {
+    await Promise.all(ranks.map((p) => p.next('ready', 60_000)));
+  } catch (err) {
+    await Promise.all(ranks.map((p) => p.stop()));
+    throw err;
+  }
+  return {
+    /**
+     * Runs one case on every rank. Per timed iteration, the time is the slowest rank's
+     * all-reduce (each rank times its own call, started right after a barrier) and the
+     * delivered bytes are the sum of what every rank's connection received during it.
+     * @returns {Promise<{ ms: number[], deliveredBytes: number[] }>}
+     */
+    async runCase({ floats, dtype, warmup, iters, timeoutMs }) {
+      for (const p of ranks) p.send({ type: 'case', floats, dtype, warmup, iters });
+      const results = await Promise.all(ranks.map((p) => p.next('result', timeoutMs)));
+      return {
+        ms: results[0].ms.map((_, i) => Math.max(...results.map((r) => r.ms[i]))),
+        deliveredBytes: results[0].inBytes.map((_, i) => results.reduce((sum, r) => sum + r.inBytes[i], 0)),
+      };
+    },
+    stop: () => Promise.all(ranks.map((p) => p.stop())),
+  };
+}
