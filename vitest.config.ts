@@ -10,6 +10,7 @@ export default defineConfig({
       '@tfjs-ddp/common': src('common'),
       '@tfjs-ddp/coordinator': src('coordinator'),
       '@tfjs-ddp/worker': src('worker'),
+      'tfjs-ddp': src('cli'),
     },
   },
   test: {

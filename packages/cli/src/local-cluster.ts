@@ -108,13 +108,17 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
       },
     );
     children.set(`local-${i}`, child);
+    const recent: string[] = [];
     for (const stream of [child.stdout, child.stderr]) {
       let buf = '';
       stream?.on('data', (b: Buffer) => {
         buf += b.toString();
         let nl: number;
         while ((nl = buf.indexOf('\n')) >= 0) {
-          output(name, buf.slice(0, nl));
+          const line = buf.slice(0, nl);
+          output(name, line);
+          recent.push(line);
+          if (recent.length > 20) recent.shift();
           buf = buf.slice(nl + 1);
         }
       });
@@ -122,8 +126,11 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     child.once('exit', (code, signal) => {
       events.emit('worker-exit', { worker: name, code, signal });
       if (!stopping && code !== 0) {
+        // Name the worker's own last error, so the job's failure says what went wrong.
+        const why = [...recent].reverse().find((l) => / ERROR /.test(l) || /Error:/.test(l));
         coordinator.abort(
-          `${name} exited ${signal ? `on ${signal}` : `with code ${code}`} before the job finished; see its output above`,
+          `${name} exited ${signal ? `on ${signal}` : `with code ${code}`} before the job finished` +
+            (why ? `: ${why.replace(/^\S+ ERROR\s+\[[^\]]*\] /, '')}` : '; see its output above'),
         );
       }
     });

@@ -69,6 +69,8 @@ export interface JobSummary {
   output: string;
   files: string[];
   predictions: number[][];
+  /** tf.memory().numTensors per rank after step 10 and after the last step: equal when nothing leaks. */
+  tensorsHeld: { early: number[]; end: number[] };
 }
 
 interface Member {
@@ -407,6 +409,7 @@ export class Coordinator extends EventEmitter {
     let trainSamples = 0;
     let trainSeconds = 0;
     let stoppedEarly = false;
+    const tensorsHeld: JobSummary['tensorsHeld'] = { early: [], end: [] };
     this.setStatus({ state: 'training', epochs: spec.epochs, stepsPerEpoch });
 
     for (let epoch = 0; epoch < spec.epochs; epoch++) {
@@ -437,6 +440,9 @@ export class Coordinator extends EventEmitter {
         });
         const reports = await done;
         if (hash) this.checkHashes(reports, globalStep);
+        const held = [...reports.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r.tensors);
+        if (globalStep <= 10) tensorsHeld.early = held;
+        tensorsHeld.end = held;
         let stepLoss = 0;
         for (const r of reports.values()) stepLoss += r.lossSum;
         lossSum += stepLoss;
@@ -517,6 +523,7 @@ export class Coordinator extends EventEmitter {
       output: spec.output,
       files,
       predictions,
+      tensorsHeld,
     };
     await writeJsonAtomic(join(spec.output, 'summary.json'), result);
     this.log.info('summary written', { path: join(spec.output, 'summary.json') });

@@ -1,0 +1,55 @@
+// The collective-operation interface the worker trains through. Transports live behind it (NATS
+// today), so the training step never knows how the bytes move.
+import type { WireDtype } from '../protocol/index.js';
+
+export interface AllReduceOptions {
+  /** Operation id, strictly increasing per collective and equal on every rank; defaults to the next one. */
+  op?: number;
+  /** Wire format; every rank of an operation must use the same. Accumulation is always fp32. */
+  dtype?: WireDtype;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface BroadcastOptions {
+  /** The rank whose buffer everyone receives (default 0). */
+  root?: number;
+  op?: number;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface BarrierOptions {
+  op?: number;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface CollectiveStats {
+  opsCompleted: number;
+  opsFailed: number;
+  /** How often gradient-sized staging or scratch memory was allocated (grows only with the buffer). */
+  bufferAllocations: number;
+  /** Bytes held for operations this rank has not started yet. */
+  queuedBytes: number;
+}
+
+export interface Collective {
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly generation: number;
+  /**
+   * Sums `buf` over all ranks, in place. Every rank ends with bit-identical contents. A rejected
+   * operation leaves `buf` unspecified; the collective stays usable for the next one.
+   */
+  allReduce(buf: Float32Array, opts?: AllReduceOptions): Promise<void>;
+  /** Copies the root's `buf` into every other rank's `buf` (all ranks pass the same length). */
+  broadcast(buf: Float32Array, opts?: BroadcastOptions): Promise<void>;
+  /** Resolves once every rank has reached the barrier. */
+  barrier(opts?: BarrierOptions): Promise<void>;
+  /** Rejects the operation in flight, if any, with CollectiveAbortedError. */
+  abort(reason: string): void;
+  stats(): CollectiveStats;
+  /** Aborts the operation in flight and stops receiving; the connection stays open (the caller owns it). */
+  close(): Promise<void>;
+}

@@ -1,0 +1,77 @@
+// Turns a NATS message on a data-plane subject into a chunk the collective can use, or into the
+// reason it must be dropped. Checks what needs no operation context: size, header, sender and
+// shard against the subject. Never throws.
+import type { Msg } from '@nats-io/nats-core';
+import { checkChunkHeader, readChunkHeader, type ChunkHeader, type InvalidReason } from '../protocol/index.js';
+
+/** rs: a contribution to this rank's shard; ag: a peer's reduced shard; bc: a broadcast. */
+export type ChunkKind = 'rs' | 'ag' | 'bc';
+
+export interface InboundChunk {
+  readonly kind: ChunkKind;
+  /** The shard (rs, ag) or root (bc) named by the subject the chunk arrived on. */
+  readonly subjectShard: number;
+  readonly subject: string;
+  readonly header: ChunkHeader;
+  readonly data: Uint8Array;
+}
+
+export interface Arrival {
+  readonly kind: ChunkKind;
+  readonly subjectShard: number;
+  readonly subject: string;
+}
+
+export interface ReceiverLimits {
+  readonly rank: number;
+  readonly worldSize: number;
+  /** Largest chunk body of any dtype. */
+  readonly maxBodyBytes: number;
+}
+
+export type InboundResult = { ok: true; chunk: InboundChunk } | { ok: false; reason: InvalidReason; detail: string };
+
+export function readInboundChunk(msg: Msg, at: Arrival, limits: ReceiverLimits): InboundResult {
+  const data = msg.data;
+  if (data.length > limits.maxBodyBytes) {
+    return {
+      ok: false,
+      reason: 'size',
+      detail: `expected a chunk of at most ${limits.maxBodyBytes} bytes, got ${data.length}`,
+    };
+  }
+  let hdrs: Msg['headers'];
+  try {
+    hdrs = msg.headers;
+  } catch (err) {
+    return { ok: false, reason: 'decode', detail: `unreadable NATS headers: ${(err as Error).message}` };
+  }
+  const read = readChunkHeader(hdrs);
+  if (!read.ok) return read;
+  const h = read.header;
+  const checked = checkChunkHeader(h, data.length, { worldSize: limits.worldSize });
+  if (!checked.ok) return checked;
+  if (h.shard !== at.subjectShard) {
+    return {
+      ok: false,
+      reason: 'header',
+      detail: `header names shard ${h.shard} but the subject is shard ${at.subjectShard}'s`,
+    };
+  }
+  // Contributions come from peers only; reduced shards and broadcasts only from the subject's rank.
+  if (at.kind === 'rs' && h.rank === limits.rank) {
+    return {
+      ok: false,
+      reason: 'rank',
+      detail: `a reduce-scatter chunk claiming to come from this rank (${limits.rank})`,
+    };
+  }
+  if (at.kind !== 'rs' && h.rank !== at.subjectShard) {
+    return {
+      ok: false,
+      reason: 'rank',
+      detail: `expected chunks on this subject from rank ${at.subjectShard}, got rank ${h.rank}`,
+    };
+  }
+  return { ok: true, chunk: { ...at, header: h, data } };
+}

@@ -1,0 +1,77 @@
+// Where every element of a gradient buffer goes: the buffer of L elements is cut into N shards,
+// shard s = [floor(s·L/N), floor((s+1)·L/N)), owned by rank s; each shard travels in chunks of at
+// most `chunkElements` elements. Pure functions, so every rank derives the same layout.
+import { BYTES_PER_ELEMENT, type WireDtype } from '../protocol/index.js';
+
+/** Bytes reserved for the NATS headers of a chunk when sizing chunks to the server's max_payload. */
+export const CHUNK_HEADER_HEADROOM = 1024;
+
+export interface ShardLayout {
+  readonly shard: number;
+  /** First element (inclusive). */
+  readonly start: number;
+  /** Last element (exclusive); equal to start for an empty shard. */
+  readonly end: number;
+  /** Number of chunks; 0 for an empty shard. */
+  readonly chunks: number;
+}
+
+export interface CollectiveLayout {
+  readonly length: number;
+  readonly worldSize: number;
+  readonly chunkElements: number;
+  readonly shards: readonly ShardLayout[];
+  /** Elements in the largest shard: the size of one rank's slot in the owner's staging area. */
+  readonly maxShardLength: number;
+  /** Chunks in the largest shard. */
+  readonly maxChunks: number;
+}
+
+export interface ChunkRange {
+  /** Index of the chunk's first element in the whole buffer. */
+  readonly offset: number;
+  readonly count: number;
+}
+
+/** Elements per chunk: the configured chunk size, capped by what the server accepts in one message. */
+export function chunkElementsFor(chunkBytes: number, maxPayload: number, dtype: WireDtype): number {
+  const bytes = Math.min(chunkBytes, maxPayload - CHUNK_HEADER_HEADROOM);
+  const elements = Math.floor(bytes / BYTES_PER_ELEMENT[dtype]);
+  if (elements < 1) {
+    throw new RangeError(
+      `cannot fit a ${dtype} element in a chunk: chunkBytes ${chunkBytes}, server max_payload ${maxPayload} ` +
+        `(${CHUNK_HEADER_HEADROOM} bytes are kept for headers); raise max_payload or chunkBytes`,
+    );
+  }
+  return elements;
+}
+
+export function computeLayout(length: number, worldSize: number, chunkElements: number): CollectiveLayout {
+  for (const [name, v, min] of [
+    ['length', length, 0],
+    ['worldSize', worldSize, 1],
+    ['chunkElements', chunkElements, 1],
+  ] as const) {
+    if (!Number.isSafeInteger(v) || v < min)
+      throw new RangeError(`expected ${name} to be an integer ≥ ${min}, got ${v}`);
+  }
+  const shards: ShardLayout[] = [];
+  let maxShardLength = 0;
+  let maxChunks = 0;
+  for (let s = 0; s < worldSize; s++) {
+    const start = Math.floor((s * length) / worldSize);
+    const end = Math.floor(((s + 1) * length) / worldSize);
+    const chunks = Math.ceil((end - start) / chunkElements);
+    shards.push({ shard: s, start, end, chunks });
+    maxShardLength = Math.max(maxShardLength, end - start);
+    maxChunks = Math.max(maxChunks, chunks);
+  }
+  return { length, worldSize, chunkElements, shards, maxShardLength, maxChunks };
+}
+
+/** The elements of chunk `chunk` of `shard`; the caller keeps chunk < shards[shard].chunks. */
+export function chunkRange(layout: CollectiveLayout, shard: number, chunk: number): ChunkRange {
+  const s = layout.shards[shard];
+  const offset = s.start + chunk * layout.chunkElements;
+  return { offset, count: Math.min(layout.chunkElements, s.end - offset) };
+}

@@ -1,0 +1,454 @@
+// All-reduce, broadcast and barrier over NATS core subjects (DESIGN §4). Rank r owns shard r of
+// every buffer: peers publish their piece of it to `rs.r`, the owner sums each chunk in rank order
+// as soon as all contributions are in and publishes the reduced chunk to `ag.r`, which the server
+// fans out to every peer. Chunks of an operation this rank has not started are queued, chunks of
+// ended operations are stale, anything malformed is dropped and reported; a callback never throws.
+import type { Msg, MsgCallback, NatsConnection, Subscription } from '@nats-io/nats-core';
+import { createLogger, type Logger } from '../log.js';
+import {
+  createCountingObserver,
+  encodeChunkHeader,
+  isWireDtype,
+  jobSubjects,
+  type ChunkHeader,
+  type InvalidReason,
+  type MessageObserver,
+  type WireDtype,
+} from '../protocol/index.js';
+import { maxPayload } from '../transport/index.js';
+import type { AllReduceOptions, BarrierOptions, BroadcastOptions, Collective, CollectiveStats } from './collective.js';
+import { CollectiveAbortedError, CollectiveTimeoutError, type CollectiveOperation } from './errors.js';
+import { createFlowControl } from './flow-control.js';
+import { FutureQueue } from './future-queue.js';
+import { readInboundChunk, type ChunkKind, type InboundChunk, type ReceiverLimits } from './inbound-chunk.js';
+import { CHUNK_HEADER_HEADROOM, chunkElementsFor, chunkRange, computeLayout } from './layout.js';
+import { createOp, failOp, missingChunks, settleIfDone, type ActiveOp } from './operation.js';
+import { natsCollectiveOptionsSchema, type NatsCollectiveOptions, type NatsCollectiveSettings } from './options.js';
+import { sumInRankOrder } from './rank-order-sum.js';
+import { assertLittleEndian, byteView, decodeValues, encodeValues, roundToWire } from './wire-values.js';
+import { Workspace } from './workspace.js';
+
+/**
+ * Creates the collective of one rank and subscribes to its subjects. Resolves once the server has
+ * registered the subscriptions, so peers may publish as soon as every rank's call resolved (the
+ * coordinator's rendezvous orders this; a chunk published before the owner subscribed is lost and
+ * the operation times out naming it).
+ */
+export async function createNatsCollective(nc: NatsConnection, options: NatsCollectiveOptions): Promise<Collective> {
+  const { observer, log, ...rest } = options;
+  const parsed = natsCollectiveOptionsSchema.safeParse(rest);
+  if (!parsed.success) {
+    throw new Error(
+      `invalid collective options: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`).join('; ')}`,
+    );
+  }
+  assertLittleEndian();
+  const logger = log ?? createLogger(`collective/r${parsed.data.rank}`);
+  const collective = new NatsCollective(nc, parsed.data, observer ?? createCountingObserver({ log: logger }), logger);
+  await collective.subscribe();
+  return collective;
+}
+
+class NatsCollective implements Collective {
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly generation: number;
+  private readonly rsSubjects: string[];
+  private readonly agSubjects: string[];
+  private readonly bcSubjects: string[];
+  private readonly subs: Subscription[] = [];
+  private readonly queue: FutureQueue;
+  private readonly workspace = new Workspace();
+  private readonly barrierBuf = new Float32Array(1);
+  private readonly counters = { opsCompleted: 0, opsFailed: 0 };
+  /** The server's max_payload, read once: chunk boundaries must not move between operations. */
+  private readonly maxPayloadBytes: number;
+  private readonly limits: ReceiverLimits;
+  private lastStarted = -1;
+  private current: ActiveOp | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly settings: NatsCollectiveSettings,
+    private readonly observer: MessageObserver,
+    private readonly log: Logger,
+  ) {
+    this.rank = settings.rank;
+    this.worldSize = settings.worldSize;
+    this.generation = settings.generation;
+    const subjects = jobSubjects(settings.job).data(settings.generation);
+    const ranks = [...Array(this.worldSize).keys()];
+    this.rsSubjects = ranks.map((s) => subjects.rs(s));
+    this.agSubjects = ranks.map((s) => subjects.ag(s));
+    this.bcSubjects = ranks.map((s) => subjects.bc(s));
+    this.queue = new FutureQueue(settings.maxQueuedBytes);
+    this.maxPayloadBytes = maxPayload(nc);
+    this.limits = {
+      rank: this.rank,
+      worldSize: this.worldSize,
+      // Largest chunk body of any dtype: bigger messages are dropped before parsing.
+      maxBodyBytes: Math.min(settings.chunkBytes, this.maxPayloadBytes - CHUNK_HEADER_HEADROOM),
+    };
+  }
+
+  // One subscription per peer rather than `ag.*`/`bc.*` wildcards: NATS echoes a connection's own
+  // publishes to its matching subscriptions, and the echo of the own reduced shard would cost every
+  // rank another L/N of download per all-reduce.
+  async subscribe(): Promise<void> {
+    const sub = (kind: ChunkKind, shard: number, subject: string) =>
+      this.subs.push(this.nc.subscribe(subject, { callback: this.handler(kind, shard, subject) }));
+    sub('rs', this.rank, this.rsSubjects[this.rank]);
+    for (let s = 0; s < this.worldSize; s++) {
+      if (s === this.rank) continue;
+      sub('ag', s, this.agSubjects[s]);
+      sub('bc', s, this.bcSubjects[s]);
+    }
+    await this.nc.flush();
+  }
+
+  async allReduce(buf: Float32Array, opts: AllReduceOptions = {}): Promise<void> {
+    await this.runAllReduce('allReduce', buf, opts);
+  }
+
+  async barrier(opts: BarrierOptions = {}): Promise<void> {
+    this.barrierBuf[0] = 1;
+    await this.runAllReduce('barrier', this.barrierBuf, { ...opts, dtype: 'f32' });
+  }
+
+  async broadcast(buf: Float32Array, opts: BroadcastOptions = {}): Promise<void> {
+    const root = opts.root ?? 0;
+    if (!Number.isInteger(root) || root < 0 || root >= this.worldSize) {
+      throw new RangeError(`expected a broadcast root in [0, ${this.worldSize}), got ${root}`);
+    }
+    const id = this.nextOpId('broadcast', buf, opts.op);
+    const elements = chunkElementsFor(this.settings.chunkBytes, this.maxPayloadBytes, 'f32');
+    const layout = computeLayout(buf.length, 1, elements);
+    const op = createOp({
+      operation: 'broadcast',
+      id,
+      buf,
+      dtype: 'f32',
+      timeoutMs: this.timeoutOf(opts.timeoutMs),
+      layout,
+      root,
+      contributed: new Uint8Array(0),
+      contributions: new Uint32Array(0),
+      received: new Uint8Array(layout.shards[0].chunks),
+      chunkBase: [0],
+      staging: new Float32Array(0),
+      wire: undefined,
+      reducePending: 0,
+      receivePending: root === this.rank ? 0 : layout.shards[0].chunks,
+    });
+    await this.run(op, opts.signal, async () => {
+      if (root !== this.rank) return;
+      const bytes = byteView(buf);
+      const flow = createFlowControl(this.nc, this.settings.flushBytes, op);
+      for (let c = 0; c < layout.shards[0].chunks; c++) {
+        const { offset, count } = chunkRange(layout, 0, c);
+        const body = bytes.subarray(offset * 4, (offset + count) * 4);
+        this.publishChunk(
+          this.bcSubjects[root],
+          { op: id, rank: root, shard: root, chunk: c, offset, count },
+          'f32',
+          body,
+        );
+        await flow.published(body.length);
+      }
+      // The root has nothing to receive; make sure the server took its chunks before reporting success.
+      await flow.drain();
+    });
+  }
+
+  abort(reason: string): void {
+    const op = this.current;
+    if (op) failOp(op, new CollectiveAbortedError(op.operation, op.id, this.generation, reason));
+  }
+
+  stats(): CollectiveStats {
+    return {
+      ...this.counters,
+      bufferAllocations: this.workspace.allocations,
+      queuedBytes: this.queue.bytes,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.abort('the collective was closed');
+    for (const s of this.subs) s.unsubscribe();
+    this.subs.length = 0;
+    this.queue.clear();
+  }
+
+  private async runAllReduce(operation: CollectiveOperation, buf: Float32Array, opts: AllReduceOptions): Promise<void> {
+    const dtype = opts.dtype ?? 'f32';
+    if (!isWireDtype(dtype)) throw new TypeError(`expected dtype f32, f16 or bf16, got ${String(dtype)}`);
+    const id = this.nextOpId(operation, buf, opts.op);
+    const n = this.worldSize;
+    const r = this.rank;
+    const layout = computeLayout(
+      buf.length,
+      n,
+      chunkElementsFor(this.settings.chunkBytes, this.maxPayloadBytes, dtype),
+    );
+    const own = layout.shards[r];
+    const chunkBase: number[] = [];
+    let total = 0;
+    for (const s of layout.shards) {
+      chunkBase.push(total);
+      total += s.chunks;
+    }
+    const op = createOp({
+      operation,
+      id,
+      buf,
+      dtype,
+      timeoutMs: this.timeoutOf(opts.timeoutMs),
+      layout,
+      root: -1,
+      contributed: new Uint8Array(n * own.chunks),
+      contributions: new Uint32Array(own.chunks),
+      received: new Uint8Array(total),
+      chunkBase,
+      staging: this.workspace.staging((n - 1) * layout.maxShardLength),
+      wire: dtype === 'f32' ? undefined : this.workspace.wire(buf.length),
+      reducePending: n > 1 ? own.chunks : 0,
+      receivePending: total - own.chunks,
+    });
+    // Every rank sums wire-rounded contributions, its own included, so the result does not depend
+    // on which rank owns which shard.
+    if (op.wire) roundToWire(dtype, buf.subarray(own.start, own.end), op.wire.subarray(own.start, own.end));
+    await this.run(op, opts.signal, async () => {
+      const flow = createFlowControl(this.nc, this.settings.flushBytes, op);
+      // Chunk c of every peer's shard before chunk c+1 of any, starting at the next rank: all owners
+      // get work early and no owner is hit by every rank at once.
+      for (let c = 0; c < layout.maxChunks; c++) {
+        for (let k = 1; k < n; k++) {
+          const s = (r + k) % n;
+          if (c >= layout.shards[s].chunks) continue;
+          const { offset, count } = chunkRange(layout, s, c);
+          const body = encodeValues(
+            dtype,
+            buf.subarray(offset, offset + count),
+            op.wire?.subarray(offset, offset + count),
+          );
+          this.publishChunk(this.rsSubjects[s], { op: id, rank: r, shard: s, chunk: c, offset, count }, dtype, body);
+          await flow.published(body.length);
+        }
+      }
+    });
+  }
+
+  private nextOpId(operation: CollectiveOperation, buf: Float32Array, requested: number | undefined): number {
+    if (this.closed)
+      throw new Error(`cannot run ${operation}: the collective of generation ${this.generation} is closed`);
+    if (!(buf instanceof Float32Array)) {
+      throw new TypeError(`${operation} expects a Float32Array, got ${Object.prototype.toString.call(buf)}`);
+    }
+    if (this.current) {
+      throw new Error(
+        `cannot start ${operation} while ${this.current.operation} op ${this.current.id} is in flight; await each collective call before the next`,
+      );
+    }
+    const id = requested ?? this.lastStarted + 1;
+    if (!Number.isSafeInteger(id) || id <= this.lastStarted) {
+      throw new RangeError(
+        `expected ${operation} op id > ${this.lastStarted} (op ids strictly increase and match on every rank), got ${id}`,
+      );
+    }
+    return id;
+  }
+
+  private timeoutOf(requested: number | undefined): number {
+    const t = requested ?? this.settings.timeoutMs;
+    if (!Number.isFinite(t) || t <= 0) throw new RangeError(`expected a positive timeoutMs, got ${t}`);
+    return t;
+  }
+
+  /** Starts `op`, publishes its chunks and waits for what it has to receive. */
+  private async run(op: ActiveOp, signal: AbortSignal | undefined, publish: () => Promise<void>): Promise<void> {
+    this.current = op;
+    this.lastStarted = op.id;
+    op.timer = setTimeout(() => {
+      const missing = missingChunks(op, this.rank, this.worldSize);
+      failOp(op, new CollectiveTimeoutError(op.operation, op.id, this.generation, op.timeoutMs, missing));
+    }, op.timeoutMs);
+    if (signal) {
+      const onAbort = () =>
+        failOp(op, new CollectiveAbortedError(op.operation, op.id, this.generation, abortReason(signal)));
+      if (signal.aborted) onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      op.detachSignal = () => signal.removeEventListener('abort', onAbort);
+    }
+    try {
+      this.replayQueued(op);
+      if (op.error) throw op.error;
+      await publish();
+      op.publishing = false;
+      settleIfDone(op);
+      await op.done;
+      this.counters.opsCompleted++;
+    } catch (err) {
+      // Errors of our own making already say which operation failed; a transport error does not.
+      failOp(
+        op,
+        err instanceof CollectiveTimeoutError || err instanceof CollectiveAbortedError
+          ? err
+          : new Error(
+              `${op.operation} op ${op.id} (generation ${this.generation}) failed: ${(err as Error)?.message ?? String(err)}`,
+              { cause: err },
+            ),
+      );
+      this.counters.opsFailed++;
+      throw op.error;
+    } finally {
+      clearTimeout(op.timer);
+      op.detachSignal?.();
+      if (this.current === op) this.current = undefined;
+    }
+  }
+
+  private publishChunk(subject: string, h: Omit<ChunkHeader, 'v' | 'dtype'>, dtype: WireDtype, body: Uint8Array): void {
+    this.nc.publish(subject, body, { headers: encodeChunkHeader({ ...h, dtype }) });
+    this.observer.bytesOut?.(body.length);
+  }
+
+  private replayQueued(op: ActiveOp): void {
+    const { current, stale } = this.queue.take(op.id);
+    for (const c of stale) this.observer.stale?.(c.subject);
+    for (const c of current) this.accept(op, c);
+  }
+
+  private handler(kind: ChunkKind, subjectShard: number, subject: string): MsgCallback<Msg> {
+    return (err, msg) => {
+      if (err) {
+        this.log.warn('subscription error', { subject, error: err.message });
+        return;
+      }
+      try {
+        this.onChunk(kind, subjectShard, subject, msg);
+      } catch (e) {
+        this.log.error('unexpected error while handling a chunk; dropped it', { subject, error: e });
+        this.invalid('decode', `unexpected error: ${(e as Error)?.message ?? String(e)}`, subject);
+      }
+    };
+  }
+
+  private onChunk(kind: ChunkKind, subjectShard: number, subject: string, msg: Msg): void {
+    this.observer.bytesIn?.(msg.data.length);
+    const read = readInboundChunk(msg, { kind, subjectShard, subject }, this.limits);
+    if (!read.ok) return this.invalid(read.reason, read.detail, subject);
+    const chunk = read.chunk;
+    const op = chunk.header.op;
+    if (this.current && op === this.current.id) return this.accept(this.current, chunk);
+    if (op <= this.lastStarted) return this.observer.stale?.(subject);
+    if (!this.queue.push(chunk)) {
+      this.invalid(
+        'backlog',
+        `dropped a chunk of future op ${op}: ${this.queue.bytes} bytes are held for ops not started yet ` +
+          `(maxQueuedBytes ${this.settings.maxQueuedBytes}); a peer runs far ahead of this rank`,
+        subject,
+      );
+    }
+  }
+
+  /** Takes a structurally valid chunk of the operation in flight. */
+  private accept(op: ActiveOp, c: InboundChunk): void {
+    const h = c.header;
+    const isBroadcast = op.root >= 0;
+    if (isBroadcast ? c.kind !== 'bc' || c.subjectShard !== op.root : c.kind === 'bc') {
+      return this.invalid(
+        'header',
+        `a ${c.kind} chunk from rank ${h.rank} for op ${h.op}, which is a ${op.operation}${isBroadcast ? ` from root ${op.root}` : ''} here`,
+        c.subject,
+      );
+    }
+    if (h.dtype !== op.dtype) {
+      return this.invalid('dtype', `expected ${op.dtype} chunks for op ${op.id}, got ${h.dtype}`, c.subject);
+    }
+    const shardIndex = isBroadcast ? 0 : h.shard;
+    const shard = op.layout.shards[shardIndex];
+    if (h.chunk >= shard.chunks) {
+      return this.invalid(
+        'range',
+        `expected a chunk index below ${shard.chunks} for shard ${h.shard} of a ${op.buf.length}-element buffer, got ${h.chunk}`,
+        c.subject,
+      );
+    }
+    const { offset, count } = chunkRange(op.layout, shardIndex, h.chunk);
+    if (h.offset !== offset || h.count !== count) {
+      return this.invalid(
+        'range',
+        `expected chunk ${h.chunk} of shard ${h.shard} at offset ${offset} with ${count} elements, got offset ${h.offset} with ${h.count} ` +
+          `(do all ranks use the same buffer length and chunkBytes?)`,
+        c.subject,
+      );
+    }
+    if (c.kind === 'rs') this.acceptContribution(op, c, offset, count);
+    else this.acceptReduced(op, c, shardIndex, offset, count);
+    settleIfDone(op);
+  }
+
+  private acceptContribution(op: ActiveOp, c: InboundChunk, offset: number, count: number): void {
+    const h = c.header;
+    const own = op.layout.shards[this.rank];
+    const seen = h.rank * own.chunks + h.chunk;
+    if (op.contributed[seen]) {
+      return this.invalid('duplicate', `chunk ${h.chunk} from rank ${h.rank} arrived twice in op ${op.id}`, c.subject);
+    }
+    op.contributed[seen] = 1;
+    const slot = (h.rank < this.rank ? h.rank : h.rank - 1) * op.layout.maxShardLength + (offset - own.start);
+    decodeValues(op.dtype, c.data, op.staging.subarray(slot, slot + count));
+    if (++op.contributions[h.chunk] === this.worldSize - 1) this.reduce(op, h.chunk, offset, count);
+  }
+
+  private reduce(op: ActiveOp, chunk: number, offset: number, count: number): void {
+    const own = op.layout.shards[this.rank];
+    const stride = op.layout.maxShardLength;
+    sumInRankOrder(op.buf, offset, count, op.staging, stride, offset - own.start, this.rank, this.worldSize);
+    const values = op.buf.subarray(offset, offset + count);
+    const body = encodeValues(op.dtype, values, op.wire?.subarray(offset, offset + count));
+    // The owner keeps exactly what it sends, so its replica matches the peers' bit for bit.
+    if (op.dtype !== 'f32') decodeValues(op.dtype, body, values);
+    try {
+      this.publishChunk(
+        this.agSubjects[this.rank],
+        { op: op.id, rank: this.rank, shard: this.rank, chunk, offset, count },
+        op.dtype,
+        body,
+      );
+    } catch (err) {
+      const reason = `cannot publish reduced chunk ${chunk}: ${(err as Error).message}`;
+      return failOp(op, new Error(`${op.operation} op ${op.id} (generation ${this.generation}) failed: ${reason}`));
+    }
+    op.reducePending--;
+  }
+
+  private acceptReduced(op: ActiveOp, c: InboundChunk, shardIndex: number, offset: number, count: number): void {
+    const h = c.header;
+    const seen = op.chunkBase[shardIndex] + h.chunk;
+    if (op.received[seen]) {
+      return this.invalid('duplicate', `chunk ${h.chunk} of shard ${h.shard} arrived twice in op ${op.id}`, c.subject);
+    }
+    op.received[seen] = 1;
+    decodeValues(op.dtype, c.data, op.buf.subarray(offset, offset + count));
+    op.receivePending--;
+  }
+
+  private invalid(reason: InvalidReason, detail: string, subject: string): void {
+    try {
+      this.observer.invalid(reason, detail, subject);
+    } catch (err) {
+      this.log.error('the message observer threw', { reason, subject, error: err });
+    }
+  }
+}
+
+function abortReason(signal: AbortSignal): string {
+  const r: unknown = signal.reason;
+  if (r instanceof Error) return r.message;
+  return r === undefined ? 'the abort signal fired' : String(r);
+}

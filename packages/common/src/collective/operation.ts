@@ -1,0 +1,97 @@
+// The bookkeeping of one collective operation in flight: what it reduces, which chunks arrived,
+// how it settles, and, when it times out, which ranks and chunks are missing.
+import type { WireDtype } from '../protocol/index.js';
+import type { CollectiveOperation, MissingChunks } from './errors.js';
+import type { CollectiveLayout } from './layout.js';
+
+export interface ActiveOp {
+  readonly operation: CollectiveOperation;
+  readonly id: number;
+  readonly buf: Float32Array;
+  readonly dtype: WireDtype;
+  readonly timeoutMs: number;
+  /** allReduce: one shard per rank; broadcast: the whole buffer as shard 0. */
+  readonly layout: CollectiveLayout;
+  /** Broadcast root; -1 for an all-reduce. */
+  readonly root: number;
+  /** Owner side: which (sender, chunk) contributions to the own shard arrived, and how many per chunk. */
+  readonly contributed: Uint8Array;
+  readonly contributions: Uint32Array;
+  /** Receiving side: which reduced (or broadcast) chunks arrived, indexed by chunkBase[shard] + chunk. */
+  readonly received: Uint8Array;
+  readonly chunkBase: readonly number[];
+  readonly staging: Float32Array;
+  readonly wire: Uint16Array | undefined;
+  reducePending: number;
+  receivePending: number;
+  /** True until this rank has published all its chunks: an operation never completes before that. */
+  publishing: boolean;
+  settled: boolean;
+  error?: Error;
+  readonly done: Promise<void>;
+  resolve: () => void;
+  reject: (err: Error) => void;
+  timer?: ReturnType<typeof setTimeout>;
+  detachSignal?: () => void;
+}
+
+export type OpFields = Omit<
+  ActiveOp,
+  'publishing' | 'settled' | 'done' | 'resolve' | 'reject' | 'error' | 'timer' | 'detachSignal'
+>;
+
+export function createOp(fields: OpFields): ActiveOp {
+  let resolve!: () => void;
+  let reject!: (err: Error) => void;
+  const done = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // The runner observes the rejection; this keeps one that lands mid-publish from counting as unhandled.
+  done.catch(() => {});
+  return { ...fields, publishing: true, settled: false, done, resolve, reject };
+}
+
+/** Resolves `op` when nothing is left to publish, reduce or receive. */
+export function settleIfDone(op: ActiveOp): void {
+  if (op.settled || op.publishing || op.reducePending > 0 || op.receivePending > 0) return;
+  op.settled = true;
+  clearTimeout(op.timer);
+  op.resolve();
+}
+
+/** Rejects `op` with `err` unless it already settled; the first failure wins. */
+export function failOp(op: ActiveOp, err: Error): void {
+  if (op.settled) return;
+  op.settled = true;
+  op.error = err;
+  clearTimeout(op.timer);
+  op.reject(err);
+}
+
+/** What `rank` still waits for: peers' contributions to its shard first, then reduced shards. */
+export function missingChunks(op: ActiveOp, rank: number, worldSize: number): MissingChunks[] {
+  const missing: MissingChunks[] = [];
+  const absent = (shardIndex: number, arrived: (chunk: number) => boolean) => {
+    const chunks: number[] = [];
+    for (let c = 0; c < op.layout.shards[shardIndex].chunks; c++) if (!arrived(c)) chunks.push(c);
+    return chunks;
+  };
+  if (op.root >= 0) {
+    const chunks = absent(0, (c) => op.received[c] === 1);
+    if (chunks.length) missing.push({ rank: op.root, phase: 'broadcast', shard: op.root, chunks });
+    return missing;
+  }
+  const ownChunks = op.layout.shards[rank].chunks;
+  for (let sender = 0; sender < worldSize; sender++) {
+    if (sender === rank) continue;
+    const chunks = absent(rank, (c) => op.contributed[sender * ownChunks + c] === 1);
+    if (chunks.length) missing.push({ rank: sender, phase: 'reduce-scatter', shard: rank, chunks });
+  }
+  for (let s = 0; s < worldSize; s++) {
+    if (s === rank) continue;
+    const chunks = absent(s, (c) => op.received[op.chunkBase[s] + c] === 1);
+    if (chunks.length) missing.push({ rank: s, phase: 'all-gather', shard: s, chunks });
+  }
+  return missing;
+}

@@ -1,0 +1,8 @@
+// Public surface of the wire protocol: version, subjects, control-message codec, chunk headers and
+// the observer every receiver reports dropped messages to.
+export * from './version.js';
+export * from './subjects.js';
+export * from './codec.js';
+export * from './invalid.js';
+export * from './wire-dtype.js';
+export * from './chunk-header.js';
