@@ -78,22 +78,31 @@ describe('tfjs-ddp', () => {
   });
 
   it('validates the worker backend against its choices', async () => {
-    const { code, stderr } = await run(['worker', '--job-id', 'j', '--backend', 'cuda']);
+    const { code, stderr } = await run(['worker', '--job', 'x.yaml', '--backend', 'cuda']);
     expect(code).toBe(1);
     expect(stderr).toMatch(/Argument: backend, Given: "cuda", Choices: "auto", "tensorflow", "webgpu", "wasm", "cpu"/);
   });
 
   it.each([
-    ['local', '--job', 'x.yaml'],
-    ['coordinator', '--job', 'x.yaml'],
-    ['worker', '--job-id', 'j'],
-    ['predict', '--model', 'm', '--input', 'i.csv'],
-    ['evaluate', '--model', 'm', '--job', 'x.yaml'],
-    ['data', 'put', 'f.bin', '--bucket', 'b'],
-  ])('says "%s" is not implemented yet and exits 2', async (...args) => {
-    const { code, stderr } = await run(args);
-    expect(code).toBe(2);
-    expect(stderr).toBe(`tfjs-ddp ${args[0] === 'data' ? 'data put' : args[0]}: not implemented yet\n`);
+    [['local', '--job', '/nonexistent/x.yaml'], /tfjs-ddp local: .*\/nonexistent\/x\.yaml/],
+    [['coordinator', '--job', '/nonexistent/x.yaml'], /tfjs-ddp coordinator: .*\/nonexistent\/x\.yaml/],
+    [['worker', '--job', '/nonexistent/x.yaml'], /tfjs-ddp worker: .*\/nonexistent\/x\.yaml/],
+    [
+      ['predict', '--model', '/nonexistent/m', '--input', 'i.csv', '--backend', 'cpu'],
+      /tfjs-ddp predict: .*\/nonexistent\/m/,
+    ],
+    [
+      ['evaluate', '--model', 'm', '--job', '/nonexistent/x.yaml', '--backend', 'cpu'],
+      /tfjs-ddp evaluate: .*\/nonexistent\/x\.yaml/,
+    ],
+    [
+      ['data', 'put', '/nonexistent/f.bin', '--bucket', 'b', '--nats', 'nats://127.0.0.1:1'],
+      /tfjs-ddp data put: cannot connect to NATS/,
+    ],
+  ])('%j fails with exit code 1 naming what is missing', async (args, message) => {
+    const { code, stderr } = await run(args as string[]);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(message as RegExp);
   });
 });
 
@@ -164,7 +173,7 @@ describe('environment variables', () => {
   });
 
   it('are checked like the flag they set', async () => {
-    const backend = await run(['worker', '--job-id', 'j'], { TFJS_DDP_BACKEND: 'cuda' });
+    const backend = await run(['worker', '--job', 'x.yaml'], { TFJS_DDP_BACKEND: 'cuda' });
     expect(backend.code).toBe(1);
     expect(backend.stderr).toMatch(/Argument: backend, Given: "cuda"/);
     const workers = await run(['local', '--job', 'x.yaml'], { TFJS_DDP_WORKERS: 'four' });

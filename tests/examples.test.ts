@@ -54,10 +54,19 @@ describe('example jobs on a local cluster', () => {
       const samples = Array.from({ length: n }, (_, i) => Array.from(ds.x.subarray(i * f, (i + 1) * f)));
       const input = join(dir.path, `${name}-input.json`);
       await writeFile(input, JSON.stringify(samples));
-      const { stdout } = await run(process.execPath, [CLI, 'predict', '--model', join(output, 'model'), '--input', input]);
+      const { stdout } = await run(process.execPath, [
+        CLI,
+        'predict',
+        '--model',
+        join(output, 'model'),
+        '--input',
+        input,
+      ]);
       const predicted = JSON.parse(stdout) as { predictions: number[][] };
       expect(predicted.predictions).toHaveLength(n);
-      predicted.predictions.forEach((row, i) => row.forEach((v, j) => expect(v).toBeCloseTo(summary.predictions[i][j], 5)));
+      predicted.predictions.forEach((row, i) =>
+        row.forEach((v, j) => expect(v).toBeCloseTo(summary.predictions[i][j], 5)),
+      );
     }, 120_000);
   }
 });
@@ -81,7 +90,13 @@ describe('a long run', () => {
           'workers: { min: 2, max: 2 }',
         ].join('\n'),
       );
-      const cluster = await startLocalCluster({ job, workers: 2, nats: nats.url, output: join(dir.path, 'out'), onWorkerOutput: () => {} });
+      const cluster = await startLocalCluster({
+        job,
+        workers: 2,
+        nats: nats.url,
+        output: join(dir.path, 'out'),
+        onWorkerOutput: () => {},
+      });
       const summary = await cluster.result().finally(() => cluster.stop());
       expect(summary.steps).toBe(2500);
       expect(summary.tensorsHeld.early).toHaveLength(2);

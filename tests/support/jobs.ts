@@ -25,7 +25,11 @@ export async function writeJob(dir: string, name: string, spec: Record<string, u
 }
 
 /** The first `count` samples of a real Fashion-MNIST split, as raw IDX files in `dir`. */
-export async function fashionSubset(dir: string, split: 'train' | 't10k', count: number): Promise<{ images: string; labels: string }> {
+export async function fashionSubset(
+  dir: string,
+  split: 'train' | 't10k',
+  count: number,
+): Promise<{ images: string; labels: string }> {
   const images = gunzipSync(await readFile(join(FASHION_DIR, `${split}-images-idx3-ubyte.gz`)));
   const labels = gunzipSync(await readFile(join(FASHION_DIR, `${split}-labels-idx1-ubyte.gz`)));
   const img = Buffer.from(images.subarray(0, 16 + count * 784));
@@ -50,7 +54,12 @@ export async function savedWeights(modelDir: string): Promise<Float32Array> {
  * sums taken in another order (per-rank partial sums) differ by a few float32 ulps of the larger
  * terms they were summed with, which is a large fraction of a value close to 0.
  */
-export function compareParameters(a: Float32Array, b: Float32Array, rtol: number, atol: number): { normRelative: number; allClose: boolean } {
+export function compareParameters(
+  a: Float32Array,
+  b: Float32Array,
+  rtol: number,
+  atol: number,
+): { normRelative: number; allClose: boolean } {
   if (a.length !== b.length) throw new Error(`lengths differ: ${a.length} vs ${b.length}`);
   let num = 0;
   let den = 0;

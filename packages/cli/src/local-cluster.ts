@@ -66,15 +66,20 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   const log = options.log ?? createLogger('local');
   const jobPath = resolve(options.job);
   const loaded = await loadJobSpec(jobPath);
-  const spec: JobSpec = { ...loaded, output: options.output ? resolve(options.output) : loaded.output };
-  if (options.workers < spec.workers.min) {
+  // Gang start on every worker launched here: training waits until all of them have joined.
+  const spec: JobSpec = {
+    ...loaded,
+    output: options.output ? resolve(options.output) : loaded.output,
+    workers: { min: options.workers, max: Math.max(loaded.workers.max, options.workers) },
+  };
+  if (options.workers < loaded.workers.min) {
     throw new Error(
-      `the job needs workers.min = ${spec.workers.min} workers but --workers is ${options.workers}; start more or lower workers.min in ${options.job}`,
+      `the job needs workers.min = ${loaded.workers.min} workers but --workers is ${options.workers}; start more or lower workers.min in ${options.job}`,
     );
   }
-  if (options.workers > spec.workers.max) {
+  if (options.workers > loaded.workers.max) {
     throw new Error(
-      `the job admits workers.max = ${spec.workers.max} workers but --workers is ${options.workers}; start fewer or raise workers.max in ${options.job}`,
+      `the job admits workers.max = ${loaded.workers.max} workers but --workers is ${options.workers}; start fewer or raise workers.max in ${options.job}`,
     );
   }
 

@@ -322,9 +322,6 @@ export class Coordinator extends EventEmitter {
       }
       await new Promise((r) => setTimeout(r, 50));
     }
-    // Gang start: give late workers of the same launch a moment to join before ranks are fixed.
-    const settle = Date.now() + Math.min(1_000, Math.max(0, deadline - Date.now()));
-    while (this.registered.size < max && Date.now() < settle) await new Promise((r) => setTimeout(r, 50));
     await this.formGeneration(0);
   }
 

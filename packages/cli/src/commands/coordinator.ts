@@ -10,7 +10,7 @@ const flags = {
   job: jobFlag,
   'status-addr': {
     type: 'string',
-    describe: 'HOST:PORT for the status page, /metrics, /healthz and /readyz (port 0 picks a free one)',
+    describe: 'HOST:PORT for /status, /healthz and /readyz (port 0 picks a free one)',
   },
   'min-workers': {
     type: 'number',

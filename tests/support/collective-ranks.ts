@@ -1,0 +1,109 @@
+// Test support for the collective: N ranks on separate NATS connections in this process, seeded
+// random gradients, and the reference results the collective must reproduce bit for bit.
+import {
+  connectNats,
+  createCountingObserver,
+  createNatsCollective,
+  fromBfloat16Bits,
+  fromFloat16Bits,
+  silentLogger,
+  toBfloat16Bits,
+  toFloat16Bits,
+  type Collective,
+  type CountingObserver,
+  type NatsCollectiveOptions,
+  type NatsConnection,
+  type WireDtype,
+} from '@tfjs-ddp/common';
+
+export interface Ranks {
+  readonly ncs: NatsConnection[];
+  readonly collectives: Collective[];
+  readonly observers: CountingObserver[];
+  close(): Promise<void>;
+}
+
+export type RankOptions = Partial<Omit<NatsCollectiveOptions, 'rank' | 'worldSize' | 'observer'>>;
+
+/** Connects `worldSize` ranks, each on its own connection, and creates their collectives. */
+export async function startRanks(url: string, worldSize: number, options: RankOptions = {}): Promise<Ranks> {
+  const ncs: NatsConnection[] = [];
+  const collectives: Collective[] = [];
+  const observers: CountingObserver[] = [];
+  const close = async () => {
+    await Promise.allSettled(collectives.map((c) => c.close()));
+    await Promise.allSettled(ncs.map((nc) => nc.close()));
+  };
+  try {
+    for (let rank = 0; rank < worldSize; rank++) {
+      ncs.push(await connectNats({ servers: [url], name: `rank-${rank}` }));
+      observers.push(createCountingObserver());
+      collectives.push(
+        await createNatsCollective(ncs[rank], {
+          job: 'test-job',
+          generation: 0,
+          log: silentLogger,
+          ...options,
+          rank,
+          worldSize,
+          observer: observers[rank],
+        }),
+      );
+    }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { ncs, collectives, observers, close };
+}
+
+/** Deterministic pseudo-random numbers in [0, 1). */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** One buffer per rank with values spread over several magnitudes, so summation order matters. */
+export function randomBuffers(worldSize: number, length: number, seed: number): Float32Array[] {
+  const next = rng(seed);
+  return Array.from({ length: worldSize }, () =>
+    Float32Array.from({ length }, () => (next() - 0.5) * 2 ** Math.floor(next() * 12 - 6)),
+  );
+}
+
+function wireRound(dtype: WireDtype, x: number): number {
+  if (dtype === 'f16') return fromFloat16Bits(toFloat16Bits(x));
+  if (dtype === 'bf16') return fromBfloat16Bits(toBfloat16Bits(x));
+  return x;
+}
+
+/**
+ * The all-reduce result every rank must end with: the wire-rounded contributions summed in rank
+ * order in fp32, then rounded to the wire format.
+ */
+export function expectedSum(buffers: Float32Array[], dtype: WireDtype = 'f32'): Float32Array {
+  const acc = buffers[0].map((x) => wireRound(dtype, x));
+  for (let r = 1; r < buffers.length; r++) {
+    for (let i = 0; i < acc.length; i++) acc[i] = Math.fround(acc[i] + wireRound(dtype, buffers[r][i]));
+  }
+  return acc.map((x) => wireRound(dtype, x));
+}
+
+export function bytesOf(a: Float32Array): Buffer {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** Polls until `condition` holds; fails naming `what` after `timeoutMs`. */
+export async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
