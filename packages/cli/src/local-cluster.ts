@@ -11,7 +11,9 @@ import {
   specHash,
   startNatsServer,
   type JobSpec,
+  type MessageObserver,
   type Logger,
+  type MetricsRegistry,
   type NatsOptions,
   type NatsServerHandle,
 } from '@tfjs-ddp/common';
@@ -28,11 +30,15 @@ export interface LocalClusterOptions {
   backend?: 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
   /** Overrides the job's output directory. */
   output?: string;
-  /** HOST:PORT for the coordinator's /status; omitted: none. */
+  /** HOST:PORT for the coordinator's /status and /metrics; omitted: none. */
   statusAddr?: string;
+  /** Write a Chrome trace of every rank's step phases to this file. */
+  trace?: string;
   /** Receives every line the workers print (default: stderr, prefixed with the worker's name). */
   onWorkerOutput?: (worker: string, line: string) => void;
   log?: Logger;
+  /** Counts the messages the coordinator drops as invalid. */
+  observer?: MessageObserver;
 }
 
 export interface LocalCluster {
@@ -44,10 +50,18 @@ export interface LocalCluster {
   }>;
   readonly natsUrl: string;
   readonly spec: JobSpec;
+  /** The coordinator's Prometheus metrics, readable without HTTP. */
+  readonly metrics: MetricsRegistry;
+  /** The coordinator's bound status address (HOST:PORT, serving /status and /metrics) once it listens. */
+  statusAddress(): string | undefined;
+  /** The /metrics URLs of the worker processes serving them so far (each picks a free port), in worker order. */
+  metricsUrls(): string[];
   /** Resolves with the job summary, rejects when the job failed. */
   result(): Promise<JobSummary>;
   /** SIGKILLs the worker process that holds `rank` in the current generation. */
   killWorker(rank: number): void;
+  /** Starts one more worker process, which joins at the next step boundary; returns its worker id. */
+  addWorker(): string;
   /** Stops every process it started (idempotent). */
   stop(): Promise<void>;
 }
@@ -66,12 +80,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   const log = options.log ?? createLogger('local');
   const jobPath = resolve(options.job);
   const loaded = await loadJobSpec(jobPath);
-  // Gang start on every worker launched here: training waits until all of them have joined.
-  const spec: JobSpec = {
-    ...loaded,
-    output: options.output ? resolve(options.output) : loaded.output,
-    workers: { min: options.workers, max: Math.max(loaded.workers.max, options.workers) },
-  };
+  const spec: JobSpec = { ...loaded, output: options.output ? resolve(options.output) : loaded.output };
   if (options.workers < loaded.workers.min) {
     throw new Error(
       `the job needs workers.min = ${loaded.workers.min} workers but --workers is ${options.workers}; start more or lower workers.min in ${options.job}`,
@@ -93,8 +102,12 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   const coordinator = new Coordinator({
     spec,
     specHash: specHash(spec),
+    // Gang start on every worker launched here: training waits until all of them have joined.
+    gangSize: options.workers,
+    observer: options.observer,
     nats: { ...options.natsOptions, servers: [natsUrl] },
     statusAddr: options.statusAddr,
+    trace: options.trace ? resolve(options.trace) : undefined,
     log: log.child('coordinator'),
   });
   coordinator.on('progress', (p: ProgressEvent) => events.emit('progress', p));
@@ -102,11 +115,19 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
 
   const output = options.onWorkerOutput ?? ((w: string, line: string) => process.stderr.write(`[${w}] ${line}\n`));
   const bin = workerBinPath();
-  for (let i = 0; i < options.workers; i++) {
+  let training = false;
+  coordinator.once('generation', () => (training = true));
+  const live = () => [...children.values()].filter((c) => c.exitCode === null && c.signalCode === null).length;
+  const metricsUrls = new Map<number, string>();
+  const spawnWorker = (i: number): string => {
     const name = `worker-${i}`;
     const child = spawn(
       process.execPath,
-      [bin, '--job', jobPath, '--nats', natsUrl, '--worker-id', `local-${i}`, '--backend', options.backend ?? 'auto'],
+      [
+        bin,
+        ...['--job', jobPath, '--nats', natsUrl, '--worker-id', `local-${i}`, '--backend', options.backend ?? 'auto'],
+        ...['--metrics-addr', '127.0.0.1:0'],
+      ],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, ...natsEnv(options.natsOptions) },
@@ -121,6 +142,9 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
         let nl: number;
         while ((nl = buf.indexOf('\n')) >= 0) {
           const line = buf.slice(0, nl);
+          // The worker logs the address it bound; that is how a free port becomes a known URL.
+          const url = /metrics endpoint url="(http:[^"]+)"/.exec(line)?.[1];
+          if (url) metricsUrls.set(i, url);
           output(name, line);
           recent.push(line);
           if (recent.length > 20) recent.shift();
@@ -130,16 +154,18 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     }
     child.once('exit', (code, signal) => {
       events.emit('worker-exit', { worker: name, code, signal });
-      if (!stopping && code !== 0) {
-        // Name the worker's own last error, so the job's failure says what went wrong.
-        const why = [...recent].reverse().find((l) => / ERROR /.test(l) || /Error:/.test(l));
-        coordinator.abort(
-          `${name} exited ${signal ? `on ${signal}` : `with code ${code}`} before the job finished` +
-            (why ? `: ${why.replace(/^\S+ ERROR\s+\[[^\]]*\] /, '')}` : '; see its output above'),
-        );
-      }
+      // Once training runs, the coordinator recovers from a lost worker by itself; a worker that fails
+      // while starting (bad data, bad model), or the last one gone, ends the job here, with its reason.
+      if (stopping || code === 0 || (training && live() > 0)) return;
+      const why = [...recent].reverse().find((l) => / ERROR /.test(l) || /Error:/.test(l));
+      coordinator.abort(
+        `${name} exited ${signal ? `on ${signal}` : `with code ${code}`} before the job finished` +
+          (why ? `: ${why.replace(/^\S+ ERROR\s+\[[^\]]*\] /, '')}` : '; see its output above'),
+      );
     });
-  }
+    return `local-${i}`;
+  };
+  for (let i = 0; i < options.workers; i++) spawnWorker(i);
 
   const killAll = async () => {
     const exits = [...children.values()]
@@ -188,6 +214,9 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     events,
     natsUrl,
     spec,
+    metrics: coordinator.metrics,
+    statusAddress: () => coordinator.statusAddress,
+    metricsUrls: () => [...metricsUrls].sort((a, b) => a[0] - b[0]).map(([, url]) => url),
     result: () => result,
     killWorker(rank: number) {
       const id = coordinator.memberAt(rank);
@@ -195,6 +224,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
       if (!child) throw new Error(`no worker holds rank ${rank}; the current world has ${coordinator.worldSize} ranks`);
       child.kill('SIGKILL');
     },
+    addWorker: () => spawnWorker(children.size),
     stop,
   };
 }

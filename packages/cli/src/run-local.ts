@@ -13,6 +13,7 @@ export interface LocalArgs extends NatsFlagValues {
   backend: 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
   output?: string;
   'status-addr'?: string;
+  trace?: string;
 }
 
 export async function runLocal(ctx: CliContext, args: LocalArgs): Promise<number> {
@@ -34,6 +35,7 @@ export async function runLocal(ctx: CliContext, args: LocalArgs): Promise<number
       backend: args.backend,
       output: args.output,
       statusAddr: args['status-addr'],
+      trace: args.trace,
       log,
       onWorkerOutput: (w, line) => {
         clearLine();
@@ -73,7 +75,7 @@ export async function runLocal(ctx: CliContext, args: LocalArgs): Promise<number
       `job ${summary.job} ${summary.status}: ${summary.epochs.length} epochs, ${summary.steps} steps, ` +
         `${Math.round(summary.samplesPerSec).toLocaleString('en-US')} samples/s on ${summary.worldSize} workers ` +
         `(${[...new Set(Object.values(summary.backends))].join(', ')}), wall ${formatDuration(summary.wallSeconds)}\n` +
-        `test: ${test}\nmodel: ${summary.output}/model  summary: ${summary.output}/summary.json\n`,
+        `test: ${test}\nmodel: ${summary.output}/model  summary: ${summary.output}/summary.json  report: ${summary.output}/report.html\n`,
     );
     return 0;
   } catch (err) {

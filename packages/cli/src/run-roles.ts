@@ -10,6 +10,7 @@ import { natsOptionsFromFlags, type NatsFlagValues } from './commands/nats-flags
 export interface CoordinatorArgs extends NatsFlagValues {
   job: string;
   'status-addr'?: string;
+  trace?: string;
   'min-workers'?: number;
   'max-workers'?: number;
 }
@@ -27,6 +28,7 @@ export async function runCoordinatorCommand(ctx: CliContext, args: CoordinatorAr
       specHash: specHash(spec),
       nats: natsOptionsFromFlags(args),
       statusAddr: args['status-addr'],
+      trace: args.trace,
       log,
     });
     ctx.stdout(`${JSON.stringify(summary.test ?? {}, null, 0)}\n`);
@@ -41,6 +43,7 @@ export interface WorkerArgs extends NatsFlagValues {
   job: string;
   backend: string;
   'worker-id'?: string;
+  'metrics-addr'?: string;
 }
 
 export async function runWorkerCommand(ctx: CliContext, args: WorkerArgs): Promise<number> {
@@ -53,6 +56,7 @@ export async function runWorkerCommand(ctx: CliContext, args: WorkerArgs): Promi
       nats: natsOptionsFromFlags(args),
       backend: args.backend,
       workerId: args['worker-id'],
+      metricsAddr: args['metrics-addr'],
       log,
     });
     return result.failed ? 1 : 0;

@@ -2,6 +2,7 @@
 export * from './log.js';
 export * from './transport/index.js';
 export * from './data/index.js';
+export * from './text/index.js';
 export * from './plan/index.js';
 export * from './protocol/index.js';
 export * from './collective/index.js';
@@ -10,3 +11,4 @@ export * from './backend/index.js';
 export * from './models/index.js';
 export * from './train/index.js';
 export * from './control/index.js';
+export * from './metrics/index.js';

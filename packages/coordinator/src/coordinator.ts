@@ -1,21 +1,28 @@
 // The coordinator's job loop: rendezvous, then per epoch the step clock over the data plan,
 // validation, early stopping, and at the end test evaluation, the saved model and the summary.
 // It holds no model itself: workers report sums, rank 0 ships the trained model's files.
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
+  ChunkAssembler,
   DataPlan,
+  splitChunks,
+  type PlannedStep,
   commandSchema,
   connectNats,
+  createCountingObserver,
   createLogger,
   decodeMessage,
   encodeMessage,
   heartbeatSchema,
   jobSubjects,
+  isLanguageModelJob,
   learningRateAt,
   maxPayload,
+  stepsPerEpoch,
   registerReplySchema,
   registerRequestSchema,
   reportSchema,
@@ -23,15 +30,20 @@ import {
   type JobSpec,
   type Logger,
   type MessageObserver,
+  type MetricsRegistry,
+  metricsText,
   type NatsOptions,
   type Report,
 } from '@tfjs-ddp/common';
-import { ArtifactReceiver } from './artifacts.js';
+import { writeAssembled } from './artifacts.js';
+import { CheckpointStore } from './checkpoints.js';
+import { DirectoryStorage, ObjectStoreStorage } from './checkpoint-storage.js';
 import { EarlyStopping } from './early-stopping.js';
 import { addSums, emptySums, metricsFromSums, type EvalSums } from './evaluation.js';
 import { Throughput, formatProgress, type ProgressEvent } from './progress.js';
 import { startStatusServer, type StatusServer } from './status-server.js';
 import { JobFailedError, StepFailedError } from './errors.js';
+import { RunRecorder, writeReport, type RunHistory } from './report/index.js';
 
 export interface CoordinatorOptions {
   spec: JobSpec;
@@ -42,6 +54,10 @@ export interface CoordinatorOptions {
   statusAddr?: string;
   log?: Logger;
   observer?: MessageObserver;
+  /** Workers to wait for before the first step, when more than workers.min are known to be coming (a local cluster). */
+  gangSize?: number;
+  /** Write a Chrome trace of every rank's step phases to this file (at the end, also when the job fails). */
+  trace?: string;
 }
 
 export interface EpochSummary {
@@ -71,6 +87,36 @@ export interface JobSummary {
   predictions: number[][];
   /** tf.memory().numTensors per rank after step 10 and after the last step: equal when nothing leaks. */
   tensorsHeld: { early: number[]; end: number[] };
+  /** The largest resident memory and tensor bytes each worker reported after a step, by worker id. */
+  memory: Record<string, { rssBytes: number; tensorBytes: number }>;
+  /** Validation before the first step (evaluateAtStart, language models by default): where the curve starts. */
+  startValidation?: Record<string, number>;
+  /** Steps aborted and redone (a lost worker, a NATS reconnect, a timeout). */
+  abortedSteps: number;
+  /** Steps whose update every rank skipped for NaN/Inf in the reduced gradient. */
+  nonFiniteSteps: number;
+  /** Every membership generation: when it started, its members in rank order, whose state it took. */
+  generations: GenerationRecord[];
+  /** The data-plan ranges whose updates were applied, in order: [epoch, start, count]. */
+  committed: [number, number, number][];
+  /** The step a restarted coordinator resumed at, from a checkpoint. */
+  resumedAtStep?: number;
+  checkpoints: string[];
+  /** The series report.html draws: per-step loss, samples/s per worker, phase means, world size. */
+  history: RunHistory;
+  /** A regression on one feature: test points [x, y, prediction] for the report's fitted line. */
+  fit?: [number, number, number][];
+}
+
+export interface GenerationRecord {
+  generation: number;
+  step: number;
+  members: string[];
+  /** Rank whose state every member took (the one that had applied the most steps). */
+  root: number;
+  /** Parameter hash of every member right after it took the state, in rank order. */
+  hashes: string[];
+  reason: string;
 }
 
 interface Member {
@@ -81,6 +127,8 @@ interface Member {
 }
 
 const MAX_CONTROL_BYTES = 1 << 20;
+/** Attempts of one step (first try and redos) before the job fails. */
+const MAX_STEP_ATTEMPTS = 4;
 
 export class Coordinator extends EventEmitter {
   private readonly log: Logger;
@@ -99,12 +147,27 @@ export class Coordinator extends EventEmitter {
   private readonly subjects;
   private abortError?: Error;
   private readonly aborters = new Set<(err: Error) => void>();
+  /** Fails the collect in progress (not the job): a worker was lost or NATS reconnected. */
+  private interruptError?: StepFailedError;
+  private readonly interrupters = new Set<(err: StepFailedError) => void>();
+  readonly instance = randomUUID().slice(0, 8);
+  private checkpoints!: CheckpointStore;
+  private readonly generations: GenerationRecord[] = [];
+  private abortedSteps = 0;
+  private lastCheckpoint?: string;
+  /** Members that registered again (their process was restarted): they need a new generation. */
+  private readonly restarted = new Set<string>();
+  private readonly recorder: RunRecorder;
+  private readonly observer: MessageObserver;
 
   constructor(private readonly opts: CoordinatorOptions) {
     super();
     this.spec = opts.spec;
     this.log = opts.log ?? createLogger('coordinator');
     this.subjects = jobSubjects(this.spec.name);
+    this.recorder = new RunRecorder(this, { job: this.spec.name, trace: opts.trace, log: this.log });
+    // Drops are counted, and logged at most every few seconds per reason: garbage must not flood the log.
+    this.observer = this.recorder.observer(opts.observer ?? createCountingObserver({ log: this.log.child('invalid') }));
   }
 
   /** Fails the running job: every wait in progress rejects with `reason`. */
@@ -127,6 +190,11 @@ export class Coordinator extends EventEmitter {
     return this.statusServer?.address;
   }
 
+  /** The coordinator's Prometheus metrics (what /metrics serves), for callers without HTTP. */
+  get metrics(): MetricsRegistry {
+    return this.recorder.metrics.registry;
+  }
+
   /** Runs the whole job; resolves with its summary, rejects with a JobFailedError. */
   async run(): Promise<JobSummary> {
     const started = performance.now();
@@ -144,6 +212,7 @@ export class Coordinator extends EventEmitter {
       await this.broadcastCommand({ type: 'stop', reason, failed: true }).catch(() => {});
       throw err instanceof JobFailedError ? err : new JobFailedError(reason, { cause: err });
     } finally {
+      await this.recorder.writeTrace();
       await this.close();
     }
   }
@@ -158,6 +227,7 @@ export class Coordinator extends EventEmitter {
       this.statusServer = await startStatusServer(this.opts.statusAddr, {
         status: () => ({ job: this.spec.name, ...this.status }),
         ready: () => this.status.state === 'training',
+        extra: { '/metrics': () => metricsText(this.metrics) },
       });
       this.log.info('status endpoint', { url: `http://${this.statusServer.address}/status` });
     }
@@ -165,6 +235,29 @@ export class Coordinator extends EventEmitter {
     this.subs.push(this.nc.subscribe(this.subjects.heartbeat, { callback: (_e, m) => this.onHeartbeat(m) }));
     this.subs.push(this.nc.subscribe(this.subjects.report, { callback: (_e, m) => this.onReport(m) }));
     await this.nc.flush();
+    const where = this.spec.checkpoint.dir ?? join(this.spec.output, 'checkpoints');
+    const storage = where.startsWith('nats-obj://') ? new ObjectStoreStorage(this.nc, where) : new DirectoryStorage(where);
+    this.checkpoints = new CheckpointStore(storage, this.spec.checkpoint.keep, this.log.child('checkpoints'));
+    // Workers of an earlier coordinator of this job drop their generation and register with this one.
+    await this.broadcastCommand({ type: 'hello', instance: this.instance });
+    void this.watchConnection();
+  }
+
+  /** A reconnect may have lost messages of the step in flight: abort it, so it is redone. */
+  private async watchConnection(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (s.type === 'reconnect') {
+        this.log.warn('NATS connection re-established; the step in flight is redone');
+        // Heartbeats could not arrive during the outage; that silence is not the workers' fault.
+        for (const m of this.registered.values()) m.lastSeen = Date.now();
+        this.interrupt(new StepFailedError('the NATS connection was re-established mid-step', []));
+      }
+    }
+  }
+
+  private interrupt(err: StepFailedError): void {
+    if (this.interrupters.size === 0) return;
+    for (const i of [...this.interrupters]) i(err);
   }
 
   private async close(): Promise<void> {
@@ -180,8 +273,7 @@ export class Coordinator extends EventEmitter {
   private decode<T>(schema: Parameters<typeof decodeMessage>[0], m: Msg, maxBytes = MAX_CONTROL_BYTES): T | undefined {
     const r = decodeMessage(schema, m.data, { maxBytes, job: this.spec.name });
     if (!r.ok) {
-      this.opts.observer?.invalid(r.reason, r.detail, m.subject);
-      this.log.warn('dropped invalid message', { subject: m.subject, reason: r.reason, detail: r.detail });
+      this.observer.invalid(r.reason, r.detail, m.subject);
       return undefined;
     }
     return r.value as T;
@@ -192,20 +284,20 @@ export class Coordinator extends EventEmitter {
       this.log.warn('refused worker', { workerId, reason });
       if (m.reply)
         m.respond(
-          encodeMessage(registerReplySchema, { type: 'registered', job: this.spec.name, accepted: false, reason }),
+          encodeMessage(registerReplySchema, {
+            type: 'registered',
+            job: this.spec.name,
+            accepted: false,
+            reason,
+            instance: this.instance,
+          }),
         );
     };
     const decoded = decodeMessage(registerRequestSchema, m.data, { maxBytes: MAX_CONTROL_BYTES, job: this.spec.name });
     if (!decoded.ok) {
-      this.opts.observer?.invalid(decoded.reason, decoded.detail, m.subject);
+      this.observer.invalid(decoded.reason, decoded.detail, m.subject);
       // A worker of another version gets an answer, so it fails at once instead of waiting forever.
       if (decoded.reason === 'version') refuse('(unknown)', `protocol version mismatch: ${decoded.detail}`);
-      else
-        this.log.warn('dropped invalid message', {
-          subject: m.subject,
-          reason: decoded.reason,
-          detail: decoded.detail,
-        });
       return;
     }
     const req = decoded.value;
@@ -230,6 +322,12 @@ export class Coordinator extends EventEmitter {
       sizes: req.sizes,
       lastSeen: Date.now(),
     });
+    // A member registering again was restarted: its old process is gone, so is its part of the step in flight.
+    const rank = this.members.indexOf(req.workerId);
+    if (rank >= 0) {
+      this.restarted.add(req.workerId);
+      this.interrupt(new StepFailedError(`rank ${rank} (${req.workerId}) restarted and registered again`, [rank]));
+    }
     this.log.info('worker registered', {
       workerId: req.workerId,
       backend: req.backend,
@@ -237,13 +335,18 @@ export class Coordinator extends EventEmitter {
       registered: this.registered.size,
       min: this.spec.workers.min,
     });
-    m.respond(encodeMessage(registerReplySchema, { type: 'registered', job: this.spec.name, accepted: true }));
+    m.respond(
+      encodeMessage(registerReplySchema, { type: 'registered', job: this.spec.name, accepted: true, instance: this.instance }),
+    );
     this.emit('registered', req.workerId);
   }
 
   private onHeartbeat(m: Msg): void {
-    const hb = this.decode<{ workerId: string }>(heartbeatSchema, m);
-    const member = hb && this.registered.get(hb.workerId);
+    const hb = this.decode<{ workerId: string; gen: number }>(heartbeatSchema, m);
+    if (!hb) return;
+    // A restarted coordinator continues above any generation its workers still hold.
+    if (hb.gen > this.generation && this.members.length === 0) this.generation = hb.gen;
+    const member = this.registered.get(hb.workerId);
     if (member) member.lastSeen = Date.now();
   }
 
@@ -257,7 +360,14 @@ export class Coordinator extends EventEmitter {
   private async broadcastCommand(cmd: DistributiveOmit<Command, 'job'>): Promise<void> {
     const full = { ...cmd, job: this.spec.name } as Command;
     this.nc.publish(this.subjects.control, encodeMessage(commandSchema, full));
-    await this.nc.flush();
+    try {
+      await this.nc.flush();
+    } catch (err) {
+      // While NATS is away the client keeps the command and sends it after reconnecting; the reconnect
+      // aborts the step in flight, so a command that still got lost is redone by the recovery.
+      if (this.nc.isClosed()) throw err;
+      this.log.warn('NATS is unreachable; the command is sent once the connection is back', { type: cmd.type, error: (err as Error).message });
+    }
   }
 
   /**
@@ -271,11 +381,13 @@ export class Coordinator extends EventEmitter {
   ): Promise<Map<number, R>> {
     const got = new Map<number, R>();
     const world = this.members.length;
-    return new Promise((resolve, reject) => {
+    const result = new Promise<Map<number, R>>((resolve, reject) => {
       const finish = (err?: Error) => {
         clearTimeout(timer);
+        clearInterval(watch);
         this.waiters.delete(waiter);
         this.aborters.delete(finish);
+        this.interrupters.delete(finish);
         if (err) reject(err);
         else resolve(got);
       };
@@ -301,61 +413,155 @@ export class Coordinator extends EventEmitter {
           ),
         );
       }, timeoutMs);
+      // Heartbeats name a dead or stalled worker within seconds, long before the step deadline.
+      const watch = setInterval(() => {
+        const lost = this.lostMembers().filter((rank) => !got.has(rank));
+        if (lost.length === 0) return;
+        finish(
+          new StepFailedError(
+            `${what}: ${lost.map((r) => `rank ${r} (${this.members[r]})`).join(', ')} lost: no heartbeat for ` +
+              `${this.spec.faults.heartbeatTimeoutMs} ms, and no report of ${what}`,
+            lost,
+          ),
+        );
+      }, 200);
       this.waiters.add(waiter);
       this.aborters.add(finish);
+      this.interrupters.add(finish);
       if (this.abortError) finish(this.abortError);
     });
+    // Callers await it only after sending their command; an abort meanwhile must not be an unhandled rejection.
+    result.catch(() => {});
+    return result;
+  }
+
+  /** Ranks of the current generation whose heartbeats stopped. */
+  private lostMembers(): number[] {
+    const now = Date.now();
+    return this.members
+      .map((id, rank) => ({ rank, seen: this.registered.get(id)?.lastSeen ?? 0 }))
+      .filter((m) => now - m.seen > this.spec.faults.heartbeatTimeoutMs)
+      .map((m) => m.rank);
   }
 
   private async rendezvous(): Promise<void> {
-    const { min, max } = this.spec.workers;
-    const timeoutMs = this.spec.timeouts.rendezvousMs;
-    this.log.info('waiting for workers', { min, max, timeoutMs });
+    const gang = Math.min(this.spec.workers.max, Math.max(this.spec.workers.min, this.opts.gangSize ?? 0));
+    await this.waitForWorkers(this.spec.timeouts.rendezvousMs, 'registered', gang);
+  }
+
+  /** Waits until `min` workers are registered, or fails after `timeoutMs`. */
+  private async waitForWorkers(timeoutMs: number, what: string, min = this.spec.workers.min): Promise<void> {
+    const { max } = this.spec.workers;
+    this.log.info('waiting for workers', { registered: this.registered.size, min, max, timeoutMs });
     const deadline = Date.now() + timeoutMs;
+    let hello = Date.now();
     while (this.registered.size < min) {
       if (this.abortError) throw this.abortError;
       if (Date.now() > deadline) {
         throw new JobFailedError(
-          `only ${this.registered.size} of workers.min = ${min} workers registered within ${timeoutMs} ms; ` +
-            `start more workers (tfjs-ddp worker --job FILE --nats URL) or lower workers.min`,
+          `only ${this.registered.size} of workers.min = ${min} workers ${what} within ${timeoutMs} ms; ` +
+            `start more workers (tfjs-ddp worker --job FILE --nats URL) or lower workers.min` +
+            (this.lastCheckpoint ? `; the last checkpoint is ${this.lastCheckpoint}` : ''),
         );
+      }
+      // Repeated, so workers of an earlier coordinator that missed the first one still come over.
+      if (Date.now() - hello > 2_000) {
+        hello = Date.now();
+        await this.broadcastCommand({ type: 'hello', instance: this.instance });
       }
       await new Promise((r) => setTimeout(r, 50));
     }
-    await this.formGeneration(0);
   }
 
-  private async formGeneration(step: number): Promise<void> {
+  /**
+   * Forms a new generation of the registered workers. Every member subscribes its collective, then
+   * takes the state of the member that applied the most steps (or the checkpoint's state, when
+   * `load` is given), so the survivors of an aborted step agree again. Returns the last step
+   * applied in that state.
+   */
+  private async formGeneration(step: number, reason: string, load?: Uint8Array): Promise<number> {
     this.generation += 1;
+    this.restarted.clear();
     // Ranks follow worker ids, not arrival order, so a rerun with the same workers sums in the same order.
-    this.members = [...this.registered.keys()].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+    this.members = [...this.registered.keys()]
+      .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }))
+      .slice(0, this.spec.workers.max);
+    const gen = this.generation;
     const joined = this.collect(
       'joining generation',
-      (r): r is Extract<Report, { type: 'joined' }> => r.type === 'joined' && r.gen === this.generation,
+      (r): r is Extract<Report, { type: 'joined' }> => r.type === 'joined' && r.gen === gen,
       this.spec.timeouts.stepMs,
     );
-    await this.broadcastCommand({ type: 'generation', gen: this.generation, members: this.members, step });
-    await joined;
-    const op = this.nextOp++;
+    await this.broadcastCommand({ type: 'generation', gen, members: this.members, step });
+    const joins = await joined;
+    let root = 0;
+    for (const [rank, r] of joins) if (r.appliedStep > (joins.get(root)?.appliedStep ?? -1)) root = rank;
+    let appliedStep = joins.get(root)?.appliedStep ?? -1;
     const ready = this.collect(
-      'initial weight broadcast',
-      (r): r is Extract<Report, { type: 'ready' }> => r.type === 'ready' && r.gen === this.generation,
+      load ? 'loading the checkpoint' : 'state broadcast',
+      (r): r is Extract<Report, { type: 'ready' }> => r.type === 'ready' && r.gen === gen,
       this.spec.timeouts.stepMs,
     );
-    await this.broadcastCommand({ type: 'sync', gen: this.generation, op });
+    if (load) {
+      const id = this.nextId++;
+      const chunks = splitChunks(load, Math.max(1024, maxPayload(this.nc) - 4096));
+      for (let index = 0; index < chunks.length; index++) {
+        await this.broadcastCommand({ type: 'load', gen, id, index, total: chunks.length, data: chunks[index] });
+      }
+      appliedStep = step - 1;
+    } else {
+      const op = this.nextOp;
+      this.nextOp += 2;
+      await this.broadcastCommand({ type: 'sync', gen, op, root });
+    }
     const reports = await ready;
     const hashes = new Set([...reports.values()].map((r) => r.hash));
     if (hashes.size !== 1) {
       throw new JobFailedError(
-        `replicas differ after the initial broadcast: ${[...reports.values()].map((r) => `rank ${r.rank}: ${r.hash}`).join(', ')}`,
+        `replicas differ after the state broadcast: ${[...reports.values()].map((r) => `rank ${r.rank}: ${r.hash}`).join(', ')}`,
       );
     }
+    const memberHashes = this.members.map((_, rank) => reports.get(rank)?.hash ?? '');
+    this.generations.push({ generation: gen, step, members: [...this.members], root: load ? -1 : root, hashes: memberHashes, reason });
     this.log.info('generation formed', {
-      generation: this.generation,
+      generation: gen,
       worldSize: this.members.length,
       members: this.members.join(','),
+      stateFrom: load ? 'checkpoint' : `rank ${root}`,
+      reason,
     });
-    this.setStatus({ generation: this.generation, worldSize: this.members.length, members: this.members });
+    this.setStatus({ generation: gen, worldSize: this.members.length, members: this.members });
+    this.emit('generation', { generation: gen, worldSize: this.members.length, step });
+    return appliedStep;
+  }
+
+  /**
+   * After a failed step: abort it on every rank, drop the workers that stopped heartbeating, wait
+   * (up to faults.rejoinTimeoutMs) while fewer than workers.min remain, and form a new generation.
+   * Returns whether the failed step was applied after all (then it must not be redone).
+   */
+  private async recover(err: StepFailedError, step: number): Promise<boolean> {
+    this.abortedSteps += 1;
+    this.emit('aborted', { step, reason: err.message });
+    this.log.warn('step aborted; recovering', { step, reason: err.message });
+    await this.broadcastCommand({ type: 'abort', gen: this.generation, reason: err.message });
+    // Give every member a heartbeat period to show it is alive before membership is decided.
+    await new Promise((r) => setTimeout(r, Math.min(2_000, this.spec.faults.heartbeatTimeoutMs)));
+    for (const rank of this.lostMembers()) {
+      const id = this.members[rank];
+      this.log.warn('worker lost', { rank, workerId: id, heartbeatTimeoutMs: this.spec.faults.heartbeatTimeoutMs });
+      this.registered.delete(id);
+    }
+    await this.waitForWorkers(this.spec.faults.rejoinTimeoutMs, 'remained or rejoined');
+    const applied = await this.formGeneration(step, `recovery: ${err.message}`);
+    return applied >= step;
+  }
+
+  /** Registered workers that are not members yet (newcomers, restarted workers) join at a step boundary. */
+  private async admitNewcomers(step: number): Promise<void> {
+    const waiting = [...this.registered.keys()].filter((id) => !this.members.includes(id) || this.restarted.has(id));
+    if (waiting.length === 0 || (this.members.length >= this.spec.workers.max && this.restarted.size === 0)) return;
+    await this.formGeneration(step, `joined: ${waiting.join(', ')}`);
   }
 
   private sizes(): Member['sizes'] {
@@ -380,7 +586,10 @@ export class Coordinator extends EventEmitter {
     await this.broadcastCommand({ type: 'eval', gen: this.generation, id, split, slices });
     let sums: EvalSums = emptySums();
     for (const r of (await done).values()) sums = addSums(sums, r);
-    return metricsFromSums(sums, this.spec.metrics);
+    const metrics = metricsFromSums(sums, this.spec.metrics);
+    // A language model's loss is the mean per-token cross-entropy; its exponential is the perplexity.
+    if (isLanguageModelJob(this.spec)) metrics.perplexity = Math.exp(metrics.loss);
+    return metrics;
   }
 
   private async simple(type: 'snapshot' | 'restore'): Promise<void> {
@@ -399,60 +608,124 @@ export class Coordinator extends EventEmitter {
     const sizes = this.sizes();
     const plan = new DataPlan({ size: sizes.train, batchSize: spec.batchSize, seed: spec.seed });
     const stepsPerEpoch = plan.stepsPerEpoch;
-    const epochs: EpochSummary[] = [];
     const early = spec.earlyStopping ? new EarlyStopping(spec.earlyStopping) : undefined;
     const throughput = new Throughput();
+    const progress: TrainingProgress = { epochs: [], committed: [], nonFiniteSteps: 0, checkpoints: [], stoppedEarly: false };
     let globalStep = 0;
     let trainSamples = 0;
     let trainSeconds = 0;
     let stoppedEarly = false;
+    let nonFiniteInARow = 0;
+    let failedStep = -1;
+    let failures = 0;
+    let resumedAtStep: number | undefined;
     const tensorsHeld: JobSummary['tensorsHeld'] = { early: [], end: [] };
-    this.setStatus({ state: 'training', epochs: spec.epochs, stepsPerEpoch });
+    const memory: JobSummary['memory'] = {};
 
-    for (let epoch = 0; epoch < spec.epochs; epoch++) {
+    await this.checkpoints.clearIfCompleted();
+    const resume = await this.checkpoints.latest(spec, this.opts.specHash);
+    if (resume) {
+      const m = resume.meta;
+      plan.restore(m.cursor);
+      globalStep = m.step;
+      resumedAtStep = m.step;
+      Object.assign(progress, m.progress as Partial<TrainingProgress>);
+      if (early && m.progress.early) early.restore(m.progress.early as ReturnType<EarlyStopping['state']>);
+      stoppedEarly = progress.stoppedEarly;
+      this.generation = Math.max(this.generation, m.generation);
+      this.lastCheckpoint = resume.path;
+      this.log.info('resuming from checkpoint', { path: resume.path, step: m.step, epoch: m.cursor.epoch, position: m.cursor.position });
+    }
+    await this.formGeneration(globalStep, resume ? `resumed from ${resume.path}` : 'start', resume?.state);
+    this.setStatus({ state: 'training', epochs: spec.epochs, stepsPerEpoch });
+    const startValidation =
+      sizes.validation > 0 && !resume && (spec.evaluateAtStart ?? isLanguageModelJob(spec))
+        ? await this.withRecovery(globalStep, () => this.evaluate('validation', sizes.validation))
+        : undefined;
+    if (startValidation) this.log.info('validation before training', prefixed('val_', startValidation));
+
+    const saveCheckpoint = async () => {
+      const cursor = plan.cursor();
+      const state = await this.withRecovery(globalStep, () => this.fetchState());
+      const path = await this.checkpoints.save(
+        {
+          job: spec.name,
+          specHash: this.opts.specHash,
+          spec,
+          step: globalStep,
+          cursor,
+          generation: this.generation,
+          seed: spec.seed,
+          progress: { ...progress, early: early?.state() },
+        },
+        state,
+      );
+      this.lastCheckpoint = path;
+      progress.checkpoints.push(path);
+    };
+
+    for (let epoch = plan.cursor().epoch; epoch < spec.epochs && !stoppedEarly; epoch++) {
       const epochStart = performance.now();
       let lossSum = 0;
       let samples = 0;
-      for (let s = 0; s < stepsPerEpoch; s++) {
+      while (plan.cursor().epoch === epoch) {
+        await this.withRecovery(globalStep, () => this.admitNewcomers(globalStep));
         const world = this.members.length;
-        const step = plan.nextStep(world);
-        const op = this.nextOp++;
-        const hash = spec.hashCheckEvery > 0 && (globalStep + 1) % spec.hashCheckEvery === 0;
-        const done = this.collect(
-          `step ${globalStep}`,
-          (r): r is Extract<Report, { type: 'stepDone' }> =>
-            r.type === 'stepDone' && r.step === globalStep && r.gen === this.generation,
-          spec.timeouts.stepMs,
-        );
-        await this.broadcastCommand({
-          type: 'step',
-          gen: this.generation,
-          step: globalStep,
-          epoch: step.epoch,
-          op,
-          slices: step.slices.map((sl) => [sl.start, sl.count] as [number, number]),
-          globalCount: step.globalCount,
-          lr: learningRateAt(spec.optimizer, globalStep, world),
-          hash,
-        });
-        const reports = await done;
-        if (hash) this.checkHashes(reports, globalStep);
-        const held = [...reports.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r.tensors);
-        if (globalStep <= 10) tensorsHeld.early = held;
-        tensorsHeld.end = held;
+        const step = plan.peek(world);
+        let reports: Map<number, Extract<Report, { type: 'stepDone' }>> | undefined;
+        try {
+          reports = await this.runStep(globalStep, step, world);
+        } catch (err) {
+          if (!(err instanceof StepFailedError)) throw err;
+          // A step that fails again and again on live workers is broken, not unlucky: stop, saying why.
+          failures = failedStep === globalStep ? failures + 1 : 1;
+          failedStep = globalStep;
+          if (failures > MAX_STEP_ATTEMPTS) {
+            throw new JobFailedError(`step ${globalStep} failed ${failures} times; the last time: ${err.message}`);
+          }
+          if (!(await this.recover(err, globalStep))) continue;
+        }
+        plan.advance();
+        progress.committed.push([step.epoch, step.start, step.globalCount]);
         let stepLoss = 0;
-        for (const r of reports.values()) stepLoss += r.lossSum;
-        lossSum += stepLoss;
-        samples += step.globalCount;
+        if (reports) {
+          if (spec.hashCheckEvery > 0 && (globalStep + 1) % spec.hashCheckEvery === 0) this.checkHashes(reports, globalStep);
+          const held = [...reports.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r.tensors);
+          if (globalStep <= 10) tensorsHeld.early = held;
+          tensorsHeld.end = held;
+          for (const r of reports.values()) {
+            if (!r.memory) continue;
+            const peak = (memory[r.workerId] ??= { rssBytes: 0, tensorBytes: 0 });
+            peak.rssBytes = Math.max(peak.rssBytes, r.memory.rssBytes);
+            peak.tensorBytes = Math.max(peak.tensorBytes, r.memory.tensorBytes);
+          }
+          for (const r of reports.values()) stepLoss += r.lossSum;
+          if ([...reports.values()].some((r) => r.nonFinite)) {
+            progress.nonFiniteSteps += 1;
+            nonFiniteInARow += 1;
+            if (nonFiniteInARow > spec.faults.maxNonFiniteSteps) {
+              throw new JobFailedError(
+                `${nonFiniteInARow} steps in a row had NaN or Inf in the reduced gradient (the last at step ${globalStep}); ` +
+                  `every rank skipped those updates. Lower the learning rate or check the data` +
+                  (this.lastCheckpoint ? `; the last good checkpoint is ${this.lastCheckpoint}` : ''),
+              );
+            }
+          } else {
+            nonFiniteInARow = 0;
+            // A skipped step's loss is Inf or NaN: it stays out of the epoch's mean, which then says something.
+            lossSum += stepLoss;
+            samples += step.globalCount;
+          }
+        }
         throughput.add(step.globalCount);
         globalStep += 1;
         const elapsed = (performance.now() - epochStart) / 1000;
         const rate = throughput.rate() || samples / Math.max(elapsed, 1e-9);
-        const remainingSteps = (spec.epochs - epoch - 1) * stepsPerEpoch + (stepsPerEpoch - s - 1);
-        const progress: ProgressEvent = {
+        const remainingSteps = (spec.epochs - epoch - 1) * stepsPerEpoch + (stepsPerEpoch - step.step - 1);
+        const event: ProgressEvent = {
           epoch,
           epochs: spec.epochs,
-          step: s + 1,
+          step: step.step + 1,
           stepsPerEpoch,
           globalStep,
           loss: step.globalCount > 0 ? stepLoss / step.globalCount : 0,
@@ -461,8 +734,11 @@ export class Coordinator extends EventEmitter {
           worldSize: world,
           generation: this.generation,
         };
-        this.setStatus({ progress, line: formatProgress(progress) });
-        this.emit('progress', progress);
+        this.setStatus({ progress: event, line: formatProgress(event) });
+        this.emit('progress', event);
+        if (spec.checkpoint.everySteps > 0 && globalStep % spec.checkpoint.everySteps === 0 && plan.cursor().epoch === epoch) {
+          await saveCheckpoint();
+        }
       }
       const seconds = (performance.now() - epochStart) / 1000;
       trainSamples += samples;
@@ -474,8 +750,8 @@ export class Coordinator extends EventEmitter {
         seconds,
         samplesPerSec: samples / seconds,
       };
-      if (sizes.validation > 0) summary.validation = await this.evaluate('validation', sizes.validation);
-      epochs.push(summary);
+      if (sizes.validation > 0) summary.validation = await this.withRecovery(globalStep, () => this.evaluate('validation', sizes.validation));
+      progress.epochs.push(summary);
       this.log.info('epoch done', {
         epoch: epoch + 1,
         trainLoss: summary.trainLoss.toFixed(5),
@@ -486,24 +762,25 @@ export class Coordinator extends EventEmitter {
       if (early) {
         const metrics = { loss: summary.trainLoss, ...prefixed('val_', summary.validation) };
         const { improved, stop } = early.observe(epoch, metrics);
-        if (improved && spec.earlyStopping?.restoreBestWeights) await this.simple('snapshot');
+        if (improved && spec.earlyStopping?.restoreBestWeights) await this.withRecovery(globalStep, () => this.simple('snapshot'));
         if (stop) {
           stoppedEarly = true;
+          progress.stoppedEarly = true;
           this.log.info('early stopping', {
             epoch: epoch + 1,
             monitor: spec.earlyStopping?.monitor,
             best: early.bestValue,
             bestEpoch: early.bestEpochIndex + 1,
           });
-          break;
         }
       }
+      await saveCheckpoint();
     }
-    if (early && stoppedEarly && spec.earlyStopping?.restoreBestWeights) await this.simple('restore');
+    if (early && stoppedEarly && spec.earlyStopping?.restoreBestWeights) await this.withRecovery(globalStep, () => this.simple('restore'));
 
-    const test = sizes.test > 0 ? await this.evaluate('test', sizes.test) : undefined;
+    const test = sizes.test > 0 ? await this.withRecovery(globalStep, () => this.evaluate('test', sizes.test)) : undefined;
     if (test) this.log.info('test evaluation', test);
-    const { files, predictions } = await this.saveModel(Math.min(sizes.test, 16));
+    const { files, predictions, fit } = await this.withRecovery(globalStep, () => this.saveModel(isLanguageModelJob(spec) ? 0 : Math.min(sizes.test, 16)));
     const result: JobSummary = {
       job: spec.name,
       specHash: this.opts.specHash,
@@ -511,7 +788,7 @@ export class Coordinator extends EventEmitter {
       backends: Object.fromEntries([...this.registered.values()].map((m) => [m.workerId, m.backend])),
       worldSize: this.members.length,
       generation: this.generation,
-      epochs,
+      epochs: progress.epochs,
       bestEpoch: early ? early.bestEpochIndex : undefined,
       test,
       steps: globalStep,
@@ -521,10 +798,85 @@ export class Coordinator extends EventEmitter {
       files,
       predictions,
       tensorsHeld,
+      memory,
+      startValidation,
+      abortedSteps: this.abortedSteps,
+      nonFiniteSteps: progress.nonFiniteSteps,
+      generations: this.generations,
+      committed: progress.committed,
+      resumedAtStep,
+      checkpoints: progress.checkpoints,
+      history: this.recorder.runHistory(),
+      fit,
     };
     await writeJsonAtomic(join(spec.output, 'summary.json'), result);
+    await this.checkpoints.markCompleted(globalStep);
     this.log.info('summary written', { path: join(spec.output, 'summary.json') });
+    await writeReport(join(spec.output, 'report.html'), result, spec);
+    this.log.info('report written', { path: join(spec.output, 'report.html') });
     return result;
+  }
+
+  /** One training step on every member; rejects with StepFailedError when any rank fails or goes silent. */
+  private async runStep(
+    globalStep: number,
+    step: PlannedStep,
+    world: number,
+  ): Promise<Map<number, Extract<Report, { type: 'stepDone' }>>> {
+    const gen = this.generation;
+    const done = this.collect(
+      `step ${globalStep}`,
+      (r): r is Extract<Report, { type: 'stepDone' }> => r.type === 'stepDone' && r.step === globalStep && r.gen === gen,
+      this.spec.timeouts.stepMs,
+    );
+    const commandAt = performance.timeOrigin + performance.now();
+    await this.broadcastCommand({
+      type: 'step',
+      gen,
+      step: globalStep,
+      epoch: step.epoch,
+      op: this.nextOp++,
+      slices: step.slices.map((sl) => [sl.start, sl.count] as [number, number]),
+      globalCount: step.globalCount,
+      lr: learningRateAt(
+        this.spec.optimizer,
+        globalStep,
+        world,
+        stepsPerEpoch(this.sizes().train, this.spec.batchSize) * this.spec.epochs,
+      ),
+      hash: this.spec.hashCheckEvery > 0 && (globalStep + 1) % this.spec.hashCheckEvery === 0,
+    });
+    const reports = await done;
+    const doneAt = performance.timeOrigin + performance.now();
+    this.emit('step', {
+      step: globalStep,
+      epoch: step.epoch,
+      generation: gen,
+      commandAt,
+      doneAt,
+      reports: reports.values(),
+    });
+    return reports;
+  }
+
+  /** Runs `fn`, and after a failure of a rank re-forms the generation and runs it again. */
+  private async withRecovery<T>(step: number, fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!(err instanceof StepFailedError) || attempt >= 5) throw err;
+        await this.recover(err, step);
+      }
+    }
+  }
+
+  /** Rank 0's replica state (parameters, optimizer slots, last applied step), for a checkpoint. */
+  private async fetchState(): Promise<Uint8Array> {
+    const { assembler } = await this.receiveFromRank0('checkpoint', (id) =>
+      this.broadcastCommand({ type: 'checkpoint', gen: this.generation, id }),
+    );
+    return assembler.take('state.bin');
   }
 
   private checkHashes(reports: Map<number, Extract<Report, { type: 'stepDone' }>>, step: number): void {
@@ -537,45 +889,75 @@ export class Coordinator extends EventEmitter {
     }
   }
 
-  private async saveModel(predictSamples: number): Promise<{ files: string[]; predictions: number[][] }> {
+  private async saveModel(
+    predictSamples: number,
+  ): Promise<{ files: string[]; predictions: number[][]; fit?: [number, number, number][] }> {
+    const { assembler, saved } = await this.receiveFromRank0('the trained model', (id) =>
+      this.broadcastCommand({ type: 'save', gen: this.generation, id, predictSamples }),
+    );
+    const modelDir = join(this.spec.output, 'model');
+    const files = await writeAssembled(assembler, saved.files.map((f) => f.name), modelDir);
+    this.log.info('model saved', { dir: modelDir, files: files.join(',') });
+    return { files: files.map((f) => join('model', f)), predictions: saved.predictions, fit: saved.fit };
+  }
+
+  /**
+   * Sends a command (through `send`, given a fresh id) that makes rank 0 ship files as artifact
+   * chunks followed by a `saved` report, and collects them. Rank 0 failing or going silent
+   * rejects with a StepFailedError, so the caller can recover and ask again.
+   */
+  private async receiveFromRank0(
+    what: string,
+    send: (id: number) => Promise<void>,
+  ): Promise<{ assembler: ChunkAssembler; saved: Extract<Report, { type: 'saved' }> }> {
     const id = this.nextId++;
-    const receiver = new ArtifactReceiver();
+    const assembler = new ChunkAssembler();
     const rank0 = this.members[0];
     let saved: Extract<Report, { type: 'saved' }> | undefined;
-    const result = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
+    const timeoutMs = this.spec.timeouts.stepMs * 4;
+    const result = new Promise<Extract<Report, { type: 'saved' }>>((resolve, reject) => {
+      const finish = (err?: Error) => {
+        clearTimeout(timer);
+        clearInterval(watch);
         this.waiters.delete(waiter);
-        reject(
-          new JobFailedError(
-            `rank 0 (${rank0}) did not deliver the trained model within ${this.spec.timeouts.stepMs * 4} ms${saved ? `; missing files: ${receiver.missing(saved.files.map((f) => f.name)).join(', ')}` : ''}`,
-          ),
-        );
-      }, this.spec.timeouts.stepMs * 4);
+        this.aborters.delete(finish);
+        this.interrupters.delete(finish);
+        if (err) reject(err);
+        else resolve(saved!);
+      };
+      const timer = setTimeout(() => {
+        const missing = saved ? `; missing: ${assembler.missing(saved.files.map((f) => f.name)).join(', ')}` : '';
+        finish(new StepFailedError(`rank 0 (${rank0}) did not deliver ${what} within ${timeoutMs} ms${missing}`, [0]));
+      }, timeoutMs);
+      const watch = setInterval(() => {
+        if (this.lostMembers().includes(0)) finish(new StepFailedError(`rank 0 (${rank0}) was lost while sending ${what}`, [0]));
+      }, 200);
       const waiter = (r: Report) => {
         if (r.type === 'failed' && r.workerId === rank0) {
-          clearTimeout(timer);
-          this.waiters.delete(waiter);
-          reject(new JobFailedError(`saving the model failed on rank 0: ${r.error}`));
+          finish(new StepFailedError(`sending ${what} failed on rank 0: ${r.error}`, [0]));
           return;
         }
         if ((r.type !== 'artifact' && r.type !== 'saved') || r.id !== id || r.workerId !== rank0) return;
-        if (r.type === 'artifact') receiver.add(r.name, r.index, r.total, r.data);
+        if (r.type === 'artifact') assembler.add(r.name, r.index, r.total, r.data);
         else saved = r;
-        if (saved && receiver.complete(saved.files.map((f) => f.name))) {
-          clearTimeout(timer);
-          this.waiters.delete(waiter);
-          resolve();
-        }
+        if (saved && assembler.complete(saved.files.map((f) => f.name))) finish();
       };
       this.waiters.add(waiter);
+      this.aborters.add(finish);
+      this.interrupters.add(finish);
     });
-    await this.broadcastCommand({ type: 'save', gen: this.generation, id, predictSamples });
-    await result;
-    const modelDir = join(this.spec.output, 'model');
-    const files = await receiver.writeAll(modelDir);
-    this.log.info('model saved', { dir: modelDir, files: files.join(',') });
-    return { files: files.map((f) => join('model', f)), predictions: saved?.predictions ?? [] };
+    result.catch(() => {});
+    await send(id);
+    return { assembler, saved: await result };
   }
+}
+
+interface TrainingProgress {
+  epochs: EpochSummary[];
+  committed: [number, number, number][];
+  nonFiniteSteps: number;
+  checkpoints: string[];
+  stoppedEarly: boolean;
 }
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;

@@ -39,6 +39,17 @@ export class EarlyStopping {
     return { improved, stop: this.wait > this.config.patience };
   }
 
+  /** What a checkpoint keeps, so a resumed job stops where the undisturbed one would. */
+  state(): { best?: number; bestEpoch: number; wait: number } {
+    return { best: this.best, bestEpoch: this.bestEpoch, wait: this.wait };
+  }
+
+  restore(state: { best?: number; bestEpoch: number; wait: number }): void {
+    this.best = state.best;
+    this.bestEpoch = state.bestEpoch;
+    this.wait = state.wait;
+  }
+
   get bestValue(): number | undefined {
     return this.best;
   }

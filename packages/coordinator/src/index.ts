@@ -5,3 +5,7 @@ export * from './early-stopping.js';
 export * from './evaluation.js';
 export * from './progress.js';
 export * from './status-server.js';
+export * from './trace.js';
+export * from './report/index.js';
+export * from './checkpoints.js';
+export * from './checkpoint-storage.js';

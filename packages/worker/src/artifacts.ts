@@ -1,12 +1,31 @@
-// Ships the trained model's files to the coordinator over NATS, in chunks that fit the server's
-// max_payload, so the coordinator can write them wherever the job's output lives.
+// Ships files to the coordinator over NATS, in chunks that fit the server's max_payload, so the
+// coordinator can write them wherever the job's output lives: the trained model and checkpoint states.
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeMessage, maxPayload, reportSchema, type NatsConnection, type TrainableModel } from '@tfjs-ddp/common';
+import { encodeMessage, maxPayload, reportSchema, splitChunks, type NatsConnection, type TrainableModel } from '@tfjs-ddp/common';
 
 /** Room left in each message for the msgpack envelope around a chunk. */
 const ENVELOPE_BYTES = 4096;
+
+export async function shipFiles(
+  nc: NatsConnection,
+  subject: string,
+  job: string,
+  workerId: string,
+  id: number,
+  files: { name: string; data: Uint8Array }[],
+): Promise<{ name: string; bytes: number }[]> {
+  const chunkBytes = Math.max(1024, maxPayload(nc) - ENVELOPE_BYTES);
+  for (const { name, data } of files) {
+    const chunks = splitChunks(data, chunkBytes);
+    for (let index = 0; index < chunks.length; index++) {
+      nc.publish(subject, encodeMessage(reportSchema, { type: 'artifact', job, workerId, id, name, index, total: chunks.length, data: chunks[index] }));
+      await nc.flush();
+    }
+  }
+  return files.map((f) => ({ name: f.name, bytes: f.data.length }));
+}
 
 export async function shipModel(
   nc: NatsConnection,
@@ -20,22 +39,8 @@ export async function shipModel(
   try {
     await model.save(dir);
     const names = (await readdir(dir)).sort();
-    const chunk = Math.max(1024, maxPayload(nc) - ENVELOPE_BYTES);
-    const files: { name: string; bytes: number }[] = [];
-    for (const name of names) {
-      const data = new Uint8Array(await readFile(join(dir, name)));
-      const total = Math.max(1, Math.ceil(data.length / chunk));
-      for (let index = 0; index < total; index++) {
-        const part = data.subarray(index * chunk, Math.min(data.length, (index + 1) * chunk));
-        nc.publish(
-          subject,
-          encodeMessage(reportSchema, { type: 'artifact', job, workerId, id, name, index, total, data: part }),
-        );
-        await nc.flush();
-      }
-      files.push({ name, bytes: data.length });
-    }
-    return files;
+    const files = await Promise.all(names.map(async (name) => ({ name, data: new Uint8Array(await readFile(join(dir, name))) })));
+    return await shipFiles(nc, subject, job, workerId, id, files);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -6,10 +6,13 @@ import { createLogger, loadJobSpec, natsOptionsFromEnv, specHash } from '@tfjs-d
 import { runWorker } from './worker.js';
 
 const USAGE = `usage: tfjs-ddp-worker --job FILE [--nats URL] [--backend auto|tensorflow|webgpu|wasm|cpu] [--worker-id ID]
+       [--metrics-addr HOST:PORT]
   --job FILE        the job spec (also TFJS_DDP_JOB); must be the coordinator's
   --nats URL        NATS server(s), comma-separated (also TFJS_DDP_NATS_URL; default nats://127.0.0.1:4222)
   --backend NAME    compute backend (also TFJS_DDP_BACKEND; default auto)
   --worker-id ID    stable id across restarts, e.g. the pod name (also TFJS_DDP_WORKER_ID; default host-pid-random)
+  --metrics-addr HOST:PORT
+                    serve /metrics, /healthz and /readyz there; port 0 picks a free one (also TFJS_DDP_METRICS_ADDR)
 NATS auth and TLS come from TFJS_DDP_NATS_USER, _PASSWORD, _TOKEN, _CREDS_FILE, _NKEY_FILE, _TLS_CA, _TLS_CERT, _TLS_KEY.`;
 
 async function main(): Promise<number> {
@@ -21,6 +24,7 @@ async function main(): Promise<number> {
         nats: { type: 'string' },
         backend: { type: 'string' },
         'worker-id': { type: 'string' },
+        'metrics-addr': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -53,6 +57,7 @@ async function main(): Promise<number> {
       backend: values.backend ?? env.TFJS_DDP_BACKEND ?? 'auto',
       workerId,
       log,
+      metricsAddr: values['metrics-addr'] ?? env.TFJS_DDP_METRICS_ADDR,
     });
     return result.failed ? 1 : 0;
   } catch (err) {

@@ -22,6 +22,14 @@ export interface EvalSums {
 
 const EVAL_BATCH = 512;
 
+/**
+ * Lets timers run (heartbeats above all): a backend that computes synchronously resolves every
+ * await at once, so without this a long evaluation or step holds the process silent until it ends.
+ */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 export async function evaluateSlice(
   tf: Tf,
   model: TrainableModel,
@@ -31,12 +39,14 @@ export async function evaluateSlice(
   start: number,
   count: number,
   buffers: BatchBuffers,
+  batchSize = EVAL_BATCH,
 ): Promise<EvalSums> {
   // Accuracy is always counted: the sums are cheap and the coordinator picks what the job asked for.
   const acc = new MetricAccumulator(metrics.length > 0 ? metrics : ds.numClasses !== undefined ? ['accuracy'] : []);
   let lossSum = 0;
-  for (let at = start; at < start + count; at += EVAL_BATCH) {
-    const n = Math.min(EVAL_BATCH, start + count - at);
+  for (let at = start; at < start + count; at += batchSize) {
+    if (at > start) await yieldToEventLoop();
+    const n = Math.min(batchSize, start + count - at);
     const { x, y } = buffers.tensors(ds, range(at, n));
     const pred = tf.tidy(() => model.predict(x, { training: false }));
     const sum = tf.tidy(() => tf.sum(loss(y, pred)));

@@ -16,13 +16,16 @@ export class RegistrationRefusedError extends Error {
   override name = 'RegistrationRefusedError';
 }
 
+export type RegistrationRequest = Omit<RegisterRequest, 'type' | 'host' | 'pid'>;
+
+/** Registers and resolves with the coordinator's instance id. */
 export async function register(
   nc: NatsConnection,
   subjects: JobSubjects,
-  request: Omit<RegisterRequest, 'type' | 'host' | 'pid'>,
+  request: RegistrationRequest,
   log: Logger,
   signal?: AbortSignal,
-): Promise<void> {
+): Promise<string> {
   const body = encodeMessage(registerRequestSchema, {
     type: 'register',
     host: hostname(),
@@ -41,8 +44,8 @@ export async function register(
         throw new RegistrationRefusedError(
           `the coordinator refused this worker: ${r.value.reason ?? 'no reason given'}`,
         );
-      log.info('registered with the coordinator', { job: request.job, workerId: request.workerId });
-      return;
+      log.info('registered with the coordinator', { job: request.job, workerId: request.workerId, instance: r.value.instance });
+      return r.value.instance;
     } catch (err) {
       if (err instanceof RegistrationRefusedError) throw err;
       if (Date.now() - lastLog > 5_000) {

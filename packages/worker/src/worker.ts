@@ -10,7 +10,19 @@ import {
   createLogger,
   createModel,
   createNatsCollective,
+  datasetTokenizer,
+  splitEvenly,
+  createCountingObserver,
+  createWorkerMetrics,
+  featureSize,
+  labelSize,
+  startMetricsServer,
+  type MetricsServer,
+  type WorkerMetrics,
+  ChunkAssembler,
   createOptimizer,
+  setOptimizerState,
+  type ScheduledOptimizer,
   decodeMessage,
   encodeMessage,
   heartbeatSchema,
@@ -36,10 +48,11 @@ import {
 import type { Optimizer } from '@tensorflow/tfjs';
 import { BatchBuffers } from './batch.js';
 import { CommandQueue } from './command-queue.js';
-import { evaluateSlice } from './evaluation.js';
+import { evaluateSlice, yieldToEventLoop } from './evaluation.js';
 import { loadJobData, datasetSizes, type JobData } from './job-data.js';
-import { register } from './registration.js';
-import { shipModel } from './artifacts.js';
+import { register, type RegistrationRequest } from './registration.js';
+import { shipFiles, shipModel } from './artifacts.js';
+import { asFloats, decodeState, encodeState } from './state.js';
 
 export interface WorkerOptions {
   spec: JobSpec;
@@ -51,6 +64,10 @@ export interface WorkerOptions {
   log?: Logger;
   observer?: MessageObserver;
   heartbeatMs?: number;
+  /** HOST:PORT for /metrics, /healthz and /readyz (port 0 picks a free one); omitted: no HTTP server. */
+  metricsAddr?: string;
+  /** Metrics to record into (a test reads them in process); default: a registry of this worker's own. */
+  metrics?: WorkerMetrics;
 }
 
 export interface WorkerResult {
@@ -68,7 +85,17 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerResult> {
   const backend = await selectBackend(opts.backend, log);
   const tf = backend.tf;
   const nc = await connectNats({ name: `tfjs-ddp-worker-${workerId}`, ...opts.nats });
+  const metrics =
+    opts.metrics ?? createWorkerMetrics({ job: spec.name, workerId, tensors: () => tf.memory().numTensors });
+  let metricsServer: MetricsServer | undefined;
   try {
+    if (opts.metricsAddr) {
+      metricsServer = await startMetricsServer(opts.metricsAddr, {
+        registry: metrics.registry,
+        ready: () => metrics.ready,
+      });
+      log.info('metrics endpoint', { url: metricsServer.url });
+    }
     const data = await loadJobData(spec, nc);
     log.info('data loaded', datasetSizes(data));
     const built = await createModel(spec.model, tf, {
@@ -76,10 +103,10 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerResult> {
       loss: spec.loss,
       metrics: spec.metrics.length > 0 ? spec.metrics : undefined,
       inputShape: data.train.featureShape,
+      tokenizer: datasetTokenizer(data.train),
     });
     const step = new GradientStep(built.model, built.loss);
-    log.info('model built', { parameters: step.size, loss: built.lossName });
-    const optimizer = createOptimizer(spec.optimizer, 1);
+    log.info(built.description ?? 'model built', { parameters: step.size, loss: built.lossName });
     const subjects = jobSubjects(spec.name);
     const runtime = new WorkerRuntime({
       nc,
@@ -88,30 +115,27 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerResult> {
       workerId,
       log,
       step,
-      optimizer: optimizer.optimizer,
       data,
       built,
-      observer: opts.observer,
+      observer: metrics.observer(opts.observer ?? createCountingObserver({ log: log.child('collective') })),
+      metrics,
+      registration: { job: spec.name, workerId, specHash: opts.specHash, backend: backend.name, sizes: datasetSizes(data) },
     });
     const sub = nc.subscribe(subjects.control, { callback: (_e, m) => runtime.receive(m) });
     await nc.flush();
-    await register(
-      nc,
-      subjects,
-      { job: spec.name, workerId, specHash: opts.specHash, backend: backend.name, sizes: datasetSizes(data) },
-      log,
-    );
+    await runtime.register();
     const beat = setInterval(() => runtime.heartbeat(), opts.heartbeatMs ?? 1_000);
+    void runtime.watchConnection();
     try {
       return await runtime.run();
     } finally {
       clearInterval(beat);
       sub.unsubscribe();
       await runtime.close();
-      optimizer.dispose();
       built.model.dispose();
     }
   } finally {
+    await metricsServer?.close();
     await nc.drain().catch(() => nc.close());
   }
 }
@@ -123,10 +147,11 @@ interface RuntimeParts {
   workerId: string;
   log: Logger;
   step: GradientStep;
-  optimizer: Optimizer;
   data: JobData;
   built: BuiltModel;
   observer?: MessageObserver;
+  metrics: WorkerMetrics;
+  registration: RegistrationRequest;
 }
 
 class WorkerRuntime {
@@ -146,14 +171,27 @@ class WorkerRuntime {
   private readonly workerId: string;
   private readonly log: Logger;
   private readonly step: GradientStep;
-  private readonly optimizer: Optimizer;
+  private scheduled: ScheduledOptimizer;
   private readonly data: JobData;
   private readonly built: BuiltModel;
-  private readonly observer?: MessageObserver;
+  private readonly observer: MessageObserver;
+  private readonly registration: RegistrationRequest;
+  /** The coordinator process this worker registered with. */
+  private instance = '';
+  /** Global step of the last update this replica applied; -1 before the first. */
+  private appliedStep = -1;
+  private readonly loading = new ChunkAssembler();
+  private readonly metrics: WorkerMetrics;
+  /** When this rank reported its last step (performance.now()); unset after any other command. */
+  private lastStepReport?: number;
 
   constructor(parts: RuntimeParts) {
     ({ nc: this.nc, tf: this.tf, spec: this.spec, workerId: this.workerId, log: this.log, step: this.step } = parts);
-    ({ optimizer: this.optimizer, data: this.data, built: this.built, observer: this.observer } = parts);
+    ({ data: this.data, built: this.built, registration: this.registration } = parts);
+    // Drops are counted, and logged at most every few seconds per reason: garbage must not flood the log.
+    this.observer = parts.observer ?? createCountingObserver({ log: this.log.child('invalid') });
+    this.metrics = parts.metrics;
+    this.scheduled = createOptimizer(this.spec.optimizer, 1);
     this.subjects = jobSubjects(this.spec.name);
     this.grad = new Float32Array(this.step.size);
     this.weights = new Float32Array(this.step.size);
@@ -163,11 +201,29 @@ class WorkerRuntime {
   receive(m: Msg): void {
     const r = decodeMessage(commandSchema, m.data, { maxBytes: maxPayload(this.nc), job: this.spec.name });
     if (!r.ok) {
-      this.observer?.invalid(r.reason, r.detail, m.subject);
-      this.log.warn('dropped invalid command', { reason: r.reason, detail: r.detail });
+      this.observer.invalid(r.reason, r.detail, m.subject);
       return;
     }
-    this.queue.push(r.value);
+    const cmd = r.value;
+    // A step blocked in the all-reduce must be released now; queued behind it, the abort would wait forever.
+    if (cmd.type === 'abort' && cmd.gen === this.gen) this.collective?.abort(cmd.reason);
+    if (cmd.type === 'hello' && cmd.instance !== this.instance) this.collective?.abort('a new coordinator started');
+    this.queue.push(cmd);
+  }
+
+  /** Messages of the step in flight may have been lost while NATS was away: abort it; the coordinator redoes it. */
+  async watchConnection(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (s.type === 'reconnect') this.collective?.abort('the NATS connection was re-established mid-step');
+    }
+  }
+
+  async register(): Promise<void> {
+    this.instance = await register(this.nc, this.subjects, this.registration, this.log);
+  }
+
+  get optimizer(): Optimizer {
+    return this.scheduled.optimizer;
   }
 
   heartbeat(): void {
@@ -198,12 +254,19 @@ class WorkerRuntime {
         this.log.info('stopping', { reason: cmd.reason, failed: cmd.failed });
         return { reason: cmd.reason, failed: cmd.failed };
       }
+      if (cmd.type === 'hello') {
+        if (cmd.instance !== this.instance) await this.rejoin();
+        continue;
+      }
+      if (cmd.type === 'abort') continue;
       if (cmd.type !== 'generation' && cmd.gen !== this.gen) continue;
       if (cmd.type !== 'generation' && this.rank < 0) continue;
+      if (cmd.type !== 'step') this.lastStepReport = undefined;
       try {
         await this.handle(cmd);
       } catch (err) {
         const e = err as Error;
+        if (cmd.type === 'step') this.metrics.stepAborted();
         this.log.error(`${cmd.type} failed`, { error: e.message });
         this.report({
           type: 'failed',
@@ -220,14 +283,28 @@ class WorkerRuntime {
   async close(): Promise<void> {
     this.queue.close();
     await this.collective?.close();
+    this.scheduled.dispose();
   }
 
-  private async handle(cmd: Exclude<Command, { type: 'stop' }>): Promise<void> {
+  /** Another coordinator took over: leave the generation and register with it. */
+  private async rejoin(): Promise<void> {
+    this.log.info('a new coordinator started; registering again', { previous: this.instance });
+    await this.collective?.close();
+    this.collective = undefined;
+    this.rank = -1;
+    await this.register();
+  }
+
+  private async handle(cmd: Exclude<Command, { type: 'stop' | 'hello' | 'abort' }>): Promise<void> {
     switch (cmd.type) {
       case 'generation':
         return this.joinGeneration(cmd.gen, cmd.members);
       case 'sync':
-        return this.sync(cmd.op);
+        return this.sync(cmd.op, cmd.root);
+      case 'checkpoint':
+        return this.checkpoint(cmd.id);
+      case 'load':
+        return this.load(cmd);
       case 'step':
         return this.trainStep(cmd);
       case 'eval':
@@ -250,6 +327,7 @@ class WorkerRuntime {
     this.collective = undefined;
     this.gen = gen;
     this.rank = members.indexOf(this.workerId);
+    this.metrics.joined({ generation: gen, rank: this.rank, worldSize: members.length });
     if (this.rank < 0) {
       this.log.info('not a member of this generation; waiting', { generation: gen });
       return;
@@ -266,14 +344,54 @@ class WorkerRuntime {
     });
     await this.nc.flush();
     this.log.info('joined generation', { generation: gen, rank: this.rank, worldSize: members.length });
-    this.report({ type: 'joined', gen, rank: this.rank });
+    this.report({ type: 'joined', gen, rank: this.rank, appliedStep: this.appliedStep });
   }
 
-  private async sync(op: number): Promise<void> {
+  /** The root's whole state (parameters, optimizer slots, last applied step) to every member. */
+  private async sync(op: number, root: number): Promise<void> {
     const c = this.requireCollective();
-    if (this.rank === 0) this.step.getWeights(this.weights);
-    await c.broadcast(this.weights, { root: 0, op });
-    if (this.rank !== 0) this.step.setWeights(this.weights);
+    // The length travels as raw uint32 bits: the broadcast copies bytes, and a float cannot count past 2^24 exactly.
+    const size = new Float32Array(1);
+    const length = new Uint32Array(size.buffer);
+    let state: Float32Array = new Float32Array(0);
+    if (this.rank === root) {
+      this.step.getWeights(this.weights);
+      const bytes = await encodeState(this.weights, this.optimizer, this.appliedStep);
+      length[0] = bytes.length;
+      state = asFloats(bytes);
+    }
+    await c.broadcast(size, { root, op });
+    if (this.rank !== root) state = new Float32Array(Math.ceil(length[0] / 4));
+    await c.broadcast(state, { root, op: op + 1 });
+    if (this.rank !== root) await this.applyState(new Uint8Array(state.buffer, 0, length[0]));
+    this.step.getWeights(this.weights);
+    this.report({ type: 'ready', gen: this.gen, rank: this.rank, hash: parameterHash(this.weights) });
+  }
+
+  private async applyState(bytes: Uint8Array): Promise<void> {
+    const state = decodeState(bytes, this.step.size);
+    this.step.setWeights(state.weights);
+    // tfjs replaces optimizer slots without freeing the old ones: restore into a fresh optimizer.
+    this.scheduled.dispose();
+    this.scheduled = createOptimizer(this.spec.optimizer, 1);
+    await setOptimizerState(this.optimizer, state.optimizer);
+    this.appliedStep = state.appliedStep;
+  }
+
+  private async checkpoint(id: number): Promise<void> {
+    if (this.rank !== 0) return;
+    this.step.getWeights(this.weights);
+    const bytes = await encodeState(this.weights, this.optimizer, this.appliedStep);
+    await shipFiles(this.nc, this.subjects.report, this.spec.name, this.workerId, id, [{ name: 'state.bin', data: bytes }]);
+    this.report({ type: 'saved', id, files: [{ name: 'state.bin', bytes: bytes.length }], predictions: [] });
+  }
+
+  private async load(cmd: Extract<Command, { type: 'load' }>): Promise<void> {
+    const name = `load-${cmd.id}`;
+    if (!this.loading.add(name, cmd.index, cmd.total, cmd.data)) return;
+    const bytes = this.loading.take(name);
+    await this.applyState(bytes);
+    this.step.getWeights(this.weights);
     this.report({ type: 'ready', gen: this.gen, rank: this.rank, hash: parameterHash(this.weights) });
   }
 
@@ -281,24 +399,54 @@ class WorkerRuntime {
     const c = this.requireCollective();
     const tf = this.tf;
     const t0 = performance.now();
+    const wait = this.lastStepReport === undefined ? 0 : (t0 - this.lastStepReport) / 1000;
     const [start, count] = cmd.slices[this.rank] ?? [0, 0];
     const indices = sliceIndices(this.spec.seed, cmd.epoch, this.data.train.count, { start, count });
-    const { x, y } = this.batches.tensors(this.data.train, indices);
-    const t1 = performance.now();
-    let lossSum: number;
-    try {
-      lossSum = this.step.compute(x, y, this.grad).lossSum;
-    } finally {
-      tf.dispose([x, y]);
+    // The slice runs as accumulationSteps micro-batches whose gradients add up in this.grad.
+    this.grad.fill(0);
+    let lossSum = 0;
+    let gather = 0;
+    for (const part of splitEvenly(0, indices.length, this.spec.accumulationSteps)) {
+      if (part.count === 0) continue;
+      if (part.start > 0) await yieldToEventLoop();
+      const g0 = performance.now();
+      const { x, y } = this.batches.tensors(this.data.train, indices.subarray(part.start, part.start + part.count));
+      gather += performance.now() - g0;
+      try {
+        lossSum += this.step.accumulate(x, y, this.grad).lossSum;
+      } finally {
+        tf.dispose([x, y]);
+      }
     }
+    const t1 = t0 + gather;
     const t2 = performance.now();
     await c.allReduce(this.grad, { op: cmd.op, dtype: this.spec.allreduce.dtype });
     const t3 = performance.now();
-    setLearningRate(this.optimizer, cmd.lr);
-    this.step.apply(this.grad, cmd.globalCount, this.optimizer);
+    // The reduced buffer is bit-identical on every rank, so every rank decides alike to skip.
+    const nonFinite = !allFinite(this.grad);
+    let gradNorm: number | undefined;
+    if (nonFinite) this.log.warn('NaN or Inf in the reduced gradient; update skipped', { step: cmd.step });
+    else {
+      setLearningRate(this.optimizer, cmd.lr);
+      const { optimizer } = this.spec;
+      ({ gradNorm } = this.step.apply(this.grad, cmd.globalCount, this.optimizer, {
+        clipNorm: optimizer.clipNorm,
+        weightDecay: optimizer.weightDecay,
+        learningRate: cmd.lr,
+      }));
+      this.appliedStep = cmd.step;
+    }
     let hash: string | undefined;
     if (cmd.hash) hash = this.step.hash(this.weights);
     const t4 = performance.now();
+    const timings = {
+      data: (t1 - t0) / 1000,
+      compute: (t2 - t1) / 1000,
+      readback: 0,
+      allreduce: (t3 - t2) / 1000,
+      apply: (t4 - t3) / 1000,
+      wait,
+    };
     this.report({
       type: 'stepDone',
       gen: this.gen,
@@ -307,14 +455,20 @@ class WorkerRuntime {
       lossSum,
       count,
       hash,
-      timings: {
-        data: (t1 - t0) / 1000,
-        compute: (t2 - t1) / 1000,
-        readback: 0,
-        allreduce: (t3 - t2) / 1000,
-        apply: (t4 - t3) / 1000,
-      },
+      nonFinite,
+      timings,
+      startedAt: performance.timeOrigin + t0,
       tensors: tf.memory().numTensors,
+      gradNorm,
+      memory: { rssBytes: process.memoryUsage().rss, tensorBytes: tf.memory().numBytes },
+    });
+    this.lastStepReport = performance.now();
+    this.metrics.step({
+      timings,
+      samples: count,
+      lossSum,
+      gradientBytes: this.grad.byteLength,
+      worldSize: c.worldSize,
     });
   }
 
@@ -333,6 +487,7 @@ class WorkerRuntime {
             start,
             count,
             this.batches,
+            this.evalBatchSize(),
           )
         : { lossSum: 0, count: 0, correct: 0, tp: 0, fp: 0, tn: 0, fn: 0 };
     this.report({ type: 'evalDone', gen: this.gen, id, ...sums });
@@ -352,11 +507,39 @@ class WorkerRuntime {
       predictions.push(...((await pred.array()) as number[][]));
       tf.dispose([x, y, pred]);
     }
-    this.report({ type: 'saved', id, files, predictions });
+    this.report({ type: 'saved', id, files, predictions, fit: await this.regressionFit() });
+  }
+
+  /** A one-feature regression (mse): up to 200 test (else train) points and their predictions, for the report. */
+  private async regressionFit(): Promise<[number, number, number][] | undefined> {
+    const ds = this.data.test ?? this.data.train;
+    const oneFeature = featureSize(ds) === 1 && labelSize(ds) === 1;
+    if (this.built.lossName !== 'mse' || !oneFeature || ds.count === 0) return undefined;
+    const n = Math.min(200, ds.count);
+    const idx = new Int32Array(n).map((_, i) => Math.floor((i * ds.count) / n));
+    const { x, y } = this.batches.tensors(ds, idx);
+    const pred = this.tf.tidy(() => this.tf.reshape(this.built.model.predict(x, { training: false }), [n]));
+    const [xs, ys, ps] = await Promise.all([x.data(), y.data(), pred.data()]);
+    this.tf.dispose([x, y, pred]);
+    return Array.from(idx, (_, i) => [xs[i], ys[i], ps[i]] as [number, number, number]);
+  }
+
+  /**
+   * A job accumulates gradients because a whole batch does not fit; its evaluation batches are then
+   * no larger than a micro-batch either.
+   */
+  private evalBatchSize(): number | undefined {
+    const { batchSize, accumulationSteps } = this.spec;
+    return accumulationSteps > 1 ? Math.ceil(batchSize / accumulationSteps) : undefined;
   }
 
   private requireCollective(): Collective {
     if (!this.collective) throw new Error(`no collective for generation ${this.gen}; this worker is not a member`);
     return this.collective;
   }
+}
+
+function allFinite(a: Float32Array): boolean {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return false;
+  return true;
 }

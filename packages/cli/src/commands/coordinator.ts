@@ -10,8 +10,9 @@ const flags = {
   job: jobFlag,
   'status-addr': {
     type: 'string',
-    describe: 'HOST:PORT for /status, /healthz and /readyz (port 0 picks a free one)',
+    describe: 'HOST:PORT for /status, /metrics, /healthz and /readyz (port 0 picks a free one)',
   },
+  trace: { type: 'string', describe: "write a Chrome trace of every rank's step phases to this file" },
   'min-workers': {
     type: 'number',
     describe: "workers to wait for before training starts (overrides the job's workers.min)",

@@ -4,6 +4,7 @@ import type { CliContext } from './context.js';
 import { coordinatorCommand } from './coordinator.js';
 import { dataCommand } from './data.js';
 import { evaluateCommand } from './evaluate.js';
+import { generateCommand } from './generate.js';
 import { localCommand } from './local.js';
 import { predictCommand } from './predict.js';
 import { validateCommand } from './validate.js';
@@ -20,6 +21,7 @@ export function commands(ctx: CliContext): CommandModule<object, never>[] {
     validateCommand(ctx),
     evaluateCommand(ctx),
     predictCommand(ctx),
+    generateCommand(ctx),
     dataCommand(ctx),
   ] as CommandModule<object, never>[];
 }

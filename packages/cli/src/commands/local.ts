@@ -14,8 +14,9 @@ const flags = {
   output: { type: 'string', describe: "directory for the trained model and summary.json (overrides the job's output)" },
   'status-addr': {
     type: 'string',
-    describe: "HOST:PORT for the coordinator's /status, /healthz and /readyz (port 0 picks a free one)",
+    describe: "HOST:PORT for the coordinator's /status, /metrics, /healthz and /readyz (port 0 picks a free one)",
   },
+  trace: { type: 'string', describe: "write a Chrome trace of every rank's step phases to this file" },
   ...natsFlags,
   nats: { type: 'string', describe: 'use this NATS server instead of starting a private nats-server' },
 } as const;

@@ -10,6 +10,10 @@ const flags = {
   job: jobFlag,
   'worker-id': { type: 'string', describe: 'stable id across restarts, e.g. the pod name (default: host-pid-random)' },
   backend: backendFlag,
+  'metrics-addr': {
+    type: 'string',
+    describe: 'HOST:PORT for /metrics, /healthz and /readyz (port 0 picks a free one; the bound address is logged)',
+  },
   ...natsFlags,
 } as const;
 

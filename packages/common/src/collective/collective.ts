@@ -19,6 +19,12 @@ export interface BroadcastOptions {
   signal?: AbortSignal;
 }
 
+export interface AllGatherOptions {
+  op?: number;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
 export interface BarrierOptions {
   op?: number;
   timeoutMs?: number;
@@ -43,6 +49,12 @@ export interface Collective {
    * operation leaves `buf` unspecified; the collective stays usable for the next one.
    */
   allReduce(buf: Float32Array, opts?: AllReduceOptions): Promise<void>;
+  /**
+   * Every rank fills its own block of `buf` and ends holding every rank's block. Rank r's block is
+   * [floor(r·L/N), floor((r+1)·L/N)) of the L elements (N equal blocks when N divides L); all ranks
+   * pass the same length. Bytes are copied unchanged, so a block may carry integers viewed as floats.
+   */
+  allGather(buf: Float32Array, opts?: AllGatherOptions): Promise<void>;
   /** Copies the root's `buf` into every other rank's `buf` (all ranks pass the same length). */
   broadcast(buf: Float32Array, opts?: BroadcastOptions): Promise<void>;
   /** Resolves once every rank has reached the barrier. */

@@ -1,4 +1,4 @@
-// All-reduce, broadcast and barrier over NATS core subjects (DESIGN §4). Rank r owns shard r of
+// All-reduce, all-gather, broadcast and barrier over NATS core subjects (DESIGN §4). Rank r owns shard r of
 // every buffer: peers publish their piece of it to `rs.r`, the owner sums each chunk in rank order
 // as soon as all contributions are in and publishes the reduced chunk to `ag.r`, which the server
 // fans out to every peer. Chunks of an operation this rank has not started are queued, chunks of
@@ -16,7 +16,14 @@ import {
   type WireDtype,
 } from '../protocol/index.js';
 import { maxPayload } from '../transport/index.js';
-import type { AllReduceOptions, BarrierOptions, BroadcastOptions, Collective, CollectiveStats } from './collective.js';
+import type {
+  AllGatherOptions,
+  AllReduceOptions,
+  BarrierOptions,
+  BroadcastOptions,
+  Collective,
+  CollectiveStats,
+} from './collective.js';
 import { CollectiveAbortedError, CollectiveTimeoutError, type CollectiveOperation } from './errors.js';
 import { createFlowControl } from './flow-control.js';
 import { FutureQueue } from './future-queue.js';
@@ -114,6 +121,52 @@ class NatsCollective implements Collective {
   async barrier(opts: BarrierOptions = {}): Promise<void> {
     this.barrierBuf[0] = 1;
     await this.runAllReduce('barrier', this.barrierBuf, { ...opts, dtype: 'f32' });
+  }
+
+  // The all-reduce's second phase on its own: each rank publishes its block once to `ag.r` and the
+  // server fans it out, so gathering costs one hop and N-1 blocks of download per rank.
+  async allGather(buf: Float32Array, opts: AllGatherOptions = {}): Promise<void> {
+    const id = this.nextOpId('allGather', buf, opts.op);
+    const r = this.rank;
+    const layout = computeLayout(
+      buf.length,
+      this.worldSize,
+      chunkElementsFor(this.settings.chunkBytes, this.maxPayloadBytes, 'f32'),
+    );
+    const own = layout.shards[r];
+    const chunkBase: number[] = [];
+    let total = 0;
+    for (const s of layout.shards) {
+      chunkBase.push(total);
+      total += s.chunks;
+    }
+    const op = createOp({
+      operation: 'allGather',
+      id,
+      buf,
+      dtype: 'f32',
+      timeoutMs: this.timeoutOf(opts.timeoutMs),
+      layout,
+      root: -1,
+      contributed: new Uint8Array(0),
+      contributions: new Uint32Array(0),
+      received: new Uint8Array(total),
+      chunkBase,
+      staging: new Float32Array(0),
+      wire: undefined,
+      reducePending: 0,
+      receivePending: total - own.chunks,
+    });
+    await this.run(op, opts.signal, async () => {
+      const bytes = byteView(buf);
+      const flow = createFlowControl(this.nc, this.settings.flushBytes, op);
+      for (let c = 0; c < own.chunks; c++) {
+        const { offset, count } = chunkRange(layout, r, c);
+        const body = bytes.subarray(offset * 4, (offset + count) * 4);
+        this.publishChunk(this.agSubjects[r], { op: id, rank: r, shard: r, chunk: c, offset, count }, 'f32', body);
+        await flow.published(body.length);
+      }
+    });
   }
 
   async broadcast(buf: Float32Array, opts: BroadcastOptions = {}): Promise<void> {
@@ -359,7 +412,10 @@ class NatsCollective implements Collective {
   private accept(op: ActiveOp, c: InboundChunk): void {
     const h = c.header;
     const isBroadcast = op.root >= 0;
-    if (isBroadcast ? c.kind !== 'bc' || c.subjectShard !== op.root : c.kind === 'bc') {
+    const wrongKind = isBroadcast
+      ? c.kind !== 'bc' || c.subjectShard !== op.root
+      : c.kind === 'bc' || (c.kind === 'rs' && op.operation === 'allGather');
+    if (wrongKind) {
       return this.invalid(
         'header',
         `a ${c.kind} chunk from rank ${h.rank} for op ${h.op}, which is a ${op.operation}${isBroadcast ? ` from root ${op.root}` : ''} here`,

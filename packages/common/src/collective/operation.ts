@@ -83,7 +83,8 @@ export function missingChunks(op: ActiveOp, rank: number, worldSize: number): Mi
     return missing;
   }
   const ownChunks = op.layout.shards[rank].chunks;
-  for (let sender = 0; sender < worldSize; sender++) {
+  // An all-gather has no reduce-scatter phase: every block comes straight from its owner.
+  for (let sender = 0; sender < worldSize && op.operation !== 'allGather'; sender++) {
     if (sender === rank) continue;
     const chunks = absent(rank, (c) => op.contributed[sender * ownChunks + c] === 1);
     if (chunks.length) missing.push({ rank: sender, phase: 'reduce-scatter', shard: rank, chunks });

@@ -6,6 +6,8 @@ import { z } from 'zod';
 const workerId = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/);
 const int = z.number().int().nonnegative();
 const float = z.number();
+/** A loss can overflow to Infinity or become NaN; the report must still carry it. */
+const anyNumber = z.custom<number>((v) => typeof v === 'number', { message: 'expected a number' });
 
 /** A rank's part of a step: [start, count) into the epoch's permutation (or the split, for evaluation). */
 export const sliceSchema = z.tuple([int, int]);
@@ -28,6 +30,8 @@ export const registerReplySchema = z.object({
   job: z.string(),
   accepted: z.boolean(),
   reason: z.string().max(4096).optional(),
+  /** Identifies the coordinator process; a worker re-registers when another one says hello. */
+  instance: z.string().max(64),
 });
 export type RegisterReply = z.infer<typeof registerReplySchema>;
 
@@ -54,8 +58,20 @@ export const commandSchema = z.discriminatedUnion('type', [
     /** Global step the generation starts at (for logs). */
     step: int,
   }),
-  /** Sent once every member has joined (subscribed), so the broadcast from rank 0 reaches everyone. */
-  z.object({ ...base, type: z.literal('sync'), gen: int, op: int }),
+  /**
+   * Sent once every member has joined (subscribed), so the broadcast reaches everyone: `root` (the
+   * member that applied the most steps) broadcasts its state's length with op `op`, then the state
+   * (parameters, optimizer slots, last applied step) with op `op + 1`.
+   */
+  z.object({ ...base, type: z.literal('sync'), gen: int, op: int, root: int }),
+  /** Abandon the step in flight now (handled out of order, not queued): a member was lost or NATS reconnected. */
+  z.object({ ...base, type: z.literal('abort'), gen: int, reason: z.string().max(4096) }),
+  /** A coordinator (re)started: workers of an older instance drop their generation and register again. */
+  z.object({ ...base, type: z.literal('hello'), instance: z.string().max(64) }),
+  /** Rank 0 ships its state to the coordinator as artifact chunks named state.bin (a checkpoint). */
+  z.object({ ...base, type: z.literal('checkpoint'), gen: int, id: int }),
+  /** One chunk of a state every member loads (resuming from a checkpoint). */
+  z.object({ ...base, type: z.literal('load'), gen: int, id: int, index: int, total: z.number().int().positive(), data: z.custom<Uint8Array>((v) => v instanceof Uint8Array, { message: "expected bytes" }) }),
   z.object({
     ...base,
     type: z.literal('step'),
@@ -90,12 +106,14 @@ export const timingsSchema = z.object({
   readback: float,
   allreduce: float,
   apply: float,
+  /** Idle seconds between this rank's report of the previous step and this step's command; 0 after other commands. */
+  wait: float.default(0),
 });
 export type StepTimings = z.infer<typeof timingsSchema>;
 
 /** Workers → coordinator. */
 export const reportSchema = z.discriminatedUnion('type', [
-  z.object({ ...base, type: z.literal('joined'), workerId, gen: int, rank: int }),
+  z.object({ ...base, type: z.literal('joined'), workerId, gen: int, rank: int, appliedStep: z.number().int().min(-1) }),
   z.object({ ...base, type: z.literal('ready'), workerId, gen: int, rank: int, hash: z.string().max(128) }),
   z.object({
     ...base,
@@ -104,11 +122,19 @@ export const reportSchema = z.discriminatedUnion('type', [
     gen: int,
     rank: int,
     step: int,
-    lossSum: float,
+    lossSum: anyNumber,
     count: int,
     hash: z.string().max(128).optional(),
+    /** The reduced gradient held NaN or Inf: every rank skipped the update alike. */
+    nonFinite: z.boolean(),
     timings: timingsSchema,
+    /** When the rank began the step (epoch ms, fractional); the trace lays the phases out from it. */
+    startedAt: float.optional(),
     tensors: int,
+    /** Global L2 norm of the mean gradient before clipping, when the job clips (the same on every rank). */
+    gradNorm: float.optional(),
+    /** The process's resident memory and the bytes its tensors hold, after the step. */
+    memory: z.object({ rssBytes: int, tensorBytes: int }).optional(),
   }),
   z.object({
     ...base,
@@ -125,7 +151,7 @@ export const reportSchema = z.discriminatedUnion('type', [
     workerId,
     gen: int,
     id: int,
-    lossSum: float,
+    lossSum: anyNumber,
     count: int,
     correct: int,
     tp: int,
@@ -141,6 +167,8 @@ export const reportSchema = z.discriminatedUnion('type', [
     id: int,
     files: z.array(z.object({ name: z.string().max(256), bytes: int })).max(64),
     predictions: z.array(z.array(float)).max(1024),
+    /** For a regression on one feature: test points as [x, y, prediction], for the report's fitted line. */
+    fit: z.array(z.tuple([float, float, float])).max(1024).optional(),
   }),
   z.object({
     ...base,
@@ -150,7 +178,7 @@ export const reportSchema = z.discriminatedUnion('type', [
     name: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/),
     index: int,
     total: z.number().int().positive(),
-    data: z.instanceof(Uint8Array),
+    data: z.custom<Uint8Array>((v) => v instanceof Uint8Array, { message: "expected bytes" }),
   }),
 ]);
 export type Report = z.infer<typeof reportSchema>;

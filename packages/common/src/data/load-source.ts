@@ -7,6 +7,7 @@ import { idxDataset } from './idx.js';
 import { readUrl, type FileRef, type ReadUrlOptions } from './read-url.js';
 import { parseDataSource, type DataSource, type DataSourceInput } from './source-spec.js';
 import { syntheticBinary, syntheticLinear } from './synthetic.js';
+import { textDataset } from '../text/text-dataset.js';
 
 export type LoadSourceOptions = ReadUrlOptions;
 
@@ -60,5 +61,7 @@ async function load(source: DataSource, opts: LoadSourceOptions): Promise<Datase
       return syntheticLinear(source);
     case 'synthetic-binary':
       return syntheticBinary(source);
+    case 'text':
+      return textDataset(source, opts);
   }
 }

@@ -1,6 +1,7 @@
 // The data source part of a job spec: one definition, validated at runtime, naming where the
 // samples come from (files addressed by URL, so pods need no shared volume, or a seeded generator).
 import { z } from 'zod';
+import { textSourceSchema } from '../text/source-spec.js';
 
 /**
  * Where a file lives: a local path, file://, http(s):// (downloaded once into the cache) or
@@ -74,6 +75,7 @@ export const dataSourceSchema = z.discriminatedUnion('type', [
   csvSourceSchema,
   syntheticLinearSourceSchema,
   syntheticBinarySourceSchema,
+  textSourceSchema,
 ]);
 
 /** A data source as written in a job file (defaults may be left out). */
@@ -92,6 +94,6 @@ export function parseDataSource(input: unknown): DataSource {
   const problems = parsed.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
   throw new Error(
     `invalid data source: ${problems.join('; ')}. ` +
-      `Expected one of type: idx (images, labels), csv (url, features, label), synthetic-linear (n, w, seed) or synthetic-binary (n, seed).`,
+      `Expected one of type: idx (images, labels), csv (url, features, label), synthetic-linear (n, w, seed), synthetic-binary (n, seed) or text (files or dir, context).`,
   );
 }

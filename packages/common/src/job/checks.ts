@@ -16,7 +16,10 @@ export function checkCrossFieldRules(spec: unknown, ctx: z.core.$RefinementCtx):
   const loss = typeof spec.loss === 'string' ? spec.loss : undefined;
   const metrics = Array.isArray(spec.metrics) ? spec.metrics.filter((m): m is string => typeof m === 'string') : [];
 
-  if (spec.loss === undefined && isRecord(spec.model) && !('module' in spec.model)) {
+  const zoo = isRecord(spec.model) && typeof spec.model.zoo === 'string' ? spec.model.zoo : undefined;
+  if (zoo === 'transformer-lm' || (isRecord(spec.data) && isRecord(spec.data.train) && spec.data.train.type === 'text')) {
+    checkLanguageModel(spec, zoo, add);
+  } else if (spec.loss === undefined && isRecord(spec.model) && !('module' in spec.model)) {
     add(
       ['loss'],
       'required but missing; expected one of mse, binaryCrossentropy, sparseCategoricalCrossentropy, ' +
@@ -53,5 +56,35 @@ export function checkCrossFieldRules(spec: unknown, ctx: z.core.$RefinementCtx):
         `got ${show(monitor)}, but metrics does not list ${show(metric)}; add it to metrics`,
       );
     }
+  }
+}
+
+/** A transformer-lm trains on text with its own loss; text feeds a transformer-lm or a model module. */
+function checkLanguageModel(
+  spec: Record<string, unknown>,
+  zoo: string | undefined,
+  add: (path: (string | number)[], message: string) => void,
+): void {
+  const train = isRecord(spec.data) && isRecord(spec.data.train) ? spec.data.train : {};
+  if (zoo === 'transformer-lm' && train.type !== 'text') {
+    add(
+      ['data', 'train', 'type'],
+      `got ${show(train.type)} with model transformer-lm, which reads token windows; use type text (files or dir, context)`,
+    );
+  }
+  if (zoo !== undefined && zoo !== 'transformer-lm') {
+    add(['model', 'zoo'], `got ${show(zoo)} with text data; token windows train zoo model transformer-lm (or a model module)`);
+  }
+  if (zoo === 'transformer-lm' && spec.loss !== undefined && spec.loss !== 'sparseCategoricalCrossentropy') {
+    add(
+      ['loss'],
+      `got ${show(spec.loss)}, but transformer-lm trains on next-token cross-entropy; set sparseCategoricalCrossentropy or leave loss out`,
+    );
+  }
+  if (zoo === 'transformer-lm' && Array.isArray(spec.metrics) && spec.metrics.length > 0) {
+    add(
+      ['metrics'],
+      'transformer-lm reports loss and perplexity; metrics count one label per sample and do not apply to token windows, so leave metrics out',
+    );
   }
 }

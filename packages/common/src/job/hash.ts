@@ -20,7 +20,7 @@ function canonical(value: unknown): unknown {
  * Fields that say where and how the job runs, not what it computes: a coordinator may override
  * them (output directory, worker counts, deadlines) without its workers counting as another job.
  */
-const OPERATIONAL_FIELDS = ['output', 'workers', 'timeouts'] as const;
+const OPERATIONAL_FIELDS = ['output', 'workers', 'timeouts', 'checkpoint', 'faults'] as const;
 
 /** sha256 (hex) of the spec's training-relevant fields as canonical JSON: sorted keys, no undefined fields. */
 export function specHash(spec: JobSpec): string {

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { dataUrlSchema } from './source.js';
 
-export const ZOO_MODELS = ['linear', 'perceptron', 'binary-mlp', 'mlp', 'cnn'] as const;
+export const ZOO_MODELS = ['linear', 'perceptron', 'binary-mlp', 'mlp', 'cnn', 'transformer-lm'] as const;
 
 /** Free-form settings handed to the model factory (layer sizes, activations, ...). */
 const params = z.record(z.string(), z.unknown()).default(() => ({}));

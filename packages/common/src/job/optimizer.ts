@@ -9,6 +9,25 @@ const shared = {
   scaleWithWorldSize: z.boolean().default(false),
   /** Steps over which the learning rate ramps linearly from 0 to its full value. */
   warmupSteps: z.number().int().min(0).default(0),
+  /**
+   * The rate after the warmup: `type: cosine` lowers it along half a cosine from learningRate to
+   * minLearningRate over the rest of the job's steps (or until totalSteps); minLearningRate is scaled
+   * with the world size like learningRate. Absent: the rate stays at learningRate.
+   */
+  schedule: z
+    .strictObject({
+      type: z.literal('cosine'),
+      minLearningRate: z.number().min(0).default(0),
+      totalSteps: z.number().int().min(1).optional(),
+    })
+    .optional(),
+  /**
+   * Decoupled weight decay (AdamW, SGDW): every step w -= lr·weightDecay·w on weight matrices and
+   * embeddings (variables of rank >= 2); biases and norm gains are not decayed.
+   */
+  weightDecay: z.number().min(0).default(0),
+  /** Scales the mean gradient down to this global L2 norm when it is larger. */
+  clipNorm: z.number().positive().optional(),
 };
 const fraction = z.number().min(0).lt(1);
 const epsilon = z.number().positive().default(1e-7);

@@ -16,6 +16,13 @@ function resolveSource<S extends JobSource | ValidationSplit>(source: S, baseDir
     return { ...source, images: resolveUrl(source.images, baseDir), labels: resolveUrl(source.labels, baseDir) };
   }
   if (source.type === 'csv') return { ...source, url: resolveUrl(source.url, baseDir) };
+  if (source.type === 'text') {
+    return {
+      ...source,
+      ...(source.files && { files: source.files.map((f) => resolveUrl(f, baseDir)) }),
+      ...(source.dir && { dir: resolve(baseDir, source.dir) }),
+    };
+  }
   return source;
 }
 
@@ -36,5 +43,9 @@ export function resolveSpecPaths(spec: JobSpec, baseDir: string): JobSpec {
       ...(test && { test: resolveSource(test, baseDir) }),
     },
     output: resolve(baseDir, spec.output),
+    checkpoint: {
+      ...spec.checkpoint,
+      ...(spec.checkpoint.dir && !spec.checkpoint.dir.includes('://') && { dir: resolve(baseDir, spec.checkpoint.dir) }),
+    },
   };
 }

@@ -78,6 +78,13 @@ export const jobSpecSchema = z
     metrics: z.array(z.enum(METRICS)).default(() => []),
     /** Global batch size: the samples of one step across all workers together. */
     batchSize: positiveInt,
+    /**
+     * Each rank runs its part of a step as this many micro-batches, summing their gradients before the
+     * step's one all-reduce: the update of the whole batch in the memory of a micro-batch.
+     */
+    accumulationSteps: positiveInt.default(1),
+    /** Evaluate the validation set before the first step as well; by default only language models do. */
+    evaluateAtStart: z.boolean().optional(),
     epochs: positiveInt,
     earlyStopping: z
       .strictObject({
@@ -112,6 +119,29 @@ export const jobSpecSchema = z
       .prefault({}),
     /** Steps between checks that all replicas hold identical parameters; 0 disables the check. */
     hashCheckEvery: z.number().int().min(0).default(100),
+    checkpoint: z
+      .strictObject({
+        /**
+         * Where checkpoints go: a directory, or nats-obj://BUCKET[/PREFIX] for a JetStream object store;
+         * defaults to <output>/checkpoints. A restarted coordinator resumes from the newest.
+         */
+        dir: z.string().min(1).optional(),
+        /** Steps between checkpoints (0: only at the end of each epoch). */
+        everySteps: z.number().int().min(0).default(0),
+        /** How many checkpoints to keep. */
+        keep: positiveInt.default(3),
+      })
+      .prefault({}),
+    faults: z
+      .strictObject({
+        /** A worker silent this long (no heartbeat) is declared lost and the step is redone without it. */
+        heartbeatTimeoutMs: positiveInt.default(5_000),
+        /** Below workers.min, how long to wait for workers to (re)join before the job fails. */
+        rejoinTimeoutMs: positiveInt.default(60_000),
+        /** Consecutive steps with NaN/Inf in the reduced gradient (each skipped) before the job fails. */
+        maxNonFiniteSteps: positiveInt.default(3),
+      })
+      .prefault({}),
   })
   .superRefine(checkCrossFieldRules, { when: () => true })
   .transform((spec) => ({ ...spec, output: spec.output ?? resolve('runs', spec.name) }));

@@ -2,6 +2,7 @@
 // named by URL (a path, file://, http(s):// or nats-obj://bucket/name) so the same job runs from a
 // laptop's disk, a web server or a JetStream object store.
 import { z } from 'zod';
+import { textSourceSchema } from '../text/source-spec.js';
 import { show } from './messages.js';
 
 const SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//;
@@ -84,6 +85,7 @@ export const jobSourceSchema = z.discriminatedUnion('type', [
   csvSourceSchema,
   syntheticLinearSourceSchema,
   syntheticBinarySourceSchema,
+  textSourceSchema,
 ]);
 export type JobSource = z.output<typeof jobSourceSchema>;
 

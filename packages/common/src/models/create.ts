@@ -4,11 +4,13 @@ import * as tfjs from '@tensorflow/tfjs';
 import type { z } from 'zod';
 import type { Tf } from '../backend/tf.js';
 import { jobModelSchema } from '../job/index.js';
+import type { TokenizerJson } from '../text/tokenizer.js';
 import { buildFromModule } from './custom-module.js';
 import { lossByName, type LossFn, type LossName } from './losses.js';
 import { defaultMetrics, type MetricName } from './metrics.js';
 import { loadTopologyModel } from './topology.js';
 import { LayersTrainableModel, type TrainableModel } from './trainable.js';
+import { buildTransformerLM } from './transformer/build.js';
 import { createZooModel, ZOO_LOSS } from './zoo.js';
 
 export interface CreateModelOptions {
@@ -20,6 +22,8 @@ export interface CreateModelOptions {
   metrics?: readonly MetricName[];
   /** Shape of one sample as the data has it, for zoo models whose params name none. */
   inputShape?: number[];
+  /** The text data's tokenizer, for language models: their vocabulary, saved with the model. */
+  tokenizer?: TokenizerJson;
 }
 
 export interface BuiltModel {
@@ -29,6 +33,8 @@ export interface BuiltModel {
   /** The built-in loss's name, or 'custom' for a module's own loss. */
   lossName: LossName | 'custom';
   metrics: MetricName[];
+  /** A line for the logs saying what was built, where there is more to say than the parameter count. */
+  description?: string;
 }
 
 function withLoss(model: TrainableModel, lossName: LossName, options: CreateModelOptions): BuiltModel {
@@ -43,8 +49,10 @@ export async function createModel(
   const spec = jobModelSchema.parse(input);
   const seed = options.seed ?? 0;
   if ('zoo' in spec) {
-    const model = createZooModel({ name: spec.zoo, params: spec.params, seed, inputShape: options.inputShape }, tf);
-    return withLoss(new LayersTrainableModel(model), options.loss ?? ZOO_LOSS[spec.zoo], options);
+    const name = spec.zoo;
+    if (name === 'transformer-lm') return buildTransformerLM(spec.params, { ...options, seed });
+    const model = createZooModel({ name, params: spec.params, seed, inputShape: options.inputShape }, tf);
+    return withLoss(new LayersTrainableModel(model), options.loss ?? ZOO_LOSS[name], options);
   }
   if ('layersJson' in spec) {
     const model = new LayersTrainableModel(await loadTopologyModel(spec.layersJson));

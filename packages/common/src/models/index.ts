@@ -7,3 +7,4 @@ export * from './persist.js';
 export { fileLoadHandler, fileSaveHandler } from './file-io.js';
 export { type ModelModule } from './custom-module.js';
 export { ZOO_LOSS, type ZooName } from './zoo.js';
+export * from './transformer/index.js';

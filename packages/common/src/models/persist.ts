@@ -1,6 +1,7 @@
 // Saving and loading trained models in TensorFlow.js format. Layers models are a standard model.json
 // + weights shard that tf.loadLayersModel reads anywhere; variables models keep the same weights
-// format next to module.json, which names the module that rebuilds them.
+// format next to module.json, which names the module that rebuilds them; a transformer-lm keeps its
+// config and tokenizer in model.json itself.
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import * as tfjs from '@tensorflow/tfjs';
@@ -15,6 +16,7 @@ import {
   type ModuleSource,
   type TrainableModel,
 } from './trainable.js';
+import { loadTransformerLM, TRANSFORMER_LM_FORMAT } from './transformer/index.js';
 
 export async function saveModel(model: TrainableModel, dir: string): Promise<void> {
   await model.save(dir);
@@ -24,6 +26,7 @@ export async function saveModel(model: TrainableModel, dir: string): Promise<voi
 export async function loadModel(path: string, tf: Tf = tfjs): Promise<TrainableModel> {
   const file = modelJsonPath(path);
   const json = await readModelJson(file);
+  if (json.format === TRANSFORMER_LM_FORMAT) return loadTransformerLM(file, json);
   if (json.format !== VARIABLES_FORMAT) {
     return new LayersTrainableModel(await tf.loadLayersModel(fileLoadHandler(file)));
   }

@@ -8,6 +8,8 @@ import type { ZOO_MODELS } from '../job/index.js';
 import type { LossName } from './losses.js';
 
 export type ZooName = (typeof ZOO_MODELS)[number];
+/** The zoo models built as tf.LayersModels; transformer-lm is built from plain variables (./transformer). */
+export type LayersZooName = Exclude<ZooName, 'transformer-lm'>;
 
 const int = z.int().positive();
 /** Shape of one sample without the batch axis; defaults to what the data says, then to the model's own. */
@@ -30,7 +32,7 @@ const PARAMS = {
       image: z.tuple([int, int, int]).optional(),
     })
     .strict(),
-} satisfies Record<ZooName, z.ZodType>;
+} satisfies Record<LayersZooName, z.ZodType>;
 
 /** The loss each zoo model trains with unless the spec names another. */
 export const ZOO_LOSS: Record<ZooName, LossName> = {
@@ -39,6 +41,7 @@ export const ZOO_LOSS: Record<ZooName, LossName> = {
   'binary-mlp': 'binaryCrossentropy',
   mlp: 'sparseCategoricalCrossentropy',
   cnn: 'sparseCategoricalCrossentropy',
+  'transformer-lm': 'sparseCategoricalCrossentropy',
 };
 
 /** A 32-bit seed per layer (FNV-1a of "seed:layer"), so neighbouring model seeds share no layer seeds. */
@@ -48,14 +51,14 @@ function layerSeed(seed: number, layer: number): number {
   return h >>> 0;
 }
 
-function parseParams<N extends ZooName>(name: N, params: unknown): z.output<(typeof PARAMS)[N]> {
+function parseParams<N extends LayersZooName>(name: N, params: unknown): z.output<(typeof PARAMS)[N]> {
   const parsed = PARAMS[name].safeParse(params);
   if (!parsed.success) throw new Error(`invalid params for zoo model '${name}':\n${z.prettifyError(parsed.error)}`);
   return parsed.data as z.output<(typeof PARAMS)[N]>;
 }
 
 export interface ZooSpec {
-  name: ZooName;
+  name: LayersZooName;
   params: Record<string, unknown>;
   seed: number;
   /** The data's sample shape, used when params give no inputShape. */

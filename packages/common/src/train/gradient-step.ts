@@ -1,7 +1,9 @@
 // The worker's step math: gradients of the SUM of per-sample losses over this rank's slice, written
-// flat into the caller's buffer for the all-reduce; then the reduced sum divided by the global sample
-// count and applied. Summing before dividing makes N ranks' update equal one process's on the whole
-// batch, uneven or empty slices included (DESIGN §3.1).
+// flat into the caller's buffer for the all-reduce (or added to it, one micro-batch at a time); then
+// the reduced sum divided by the global sample count, clipped to a global norm and applied, with
+// decoupled weight decay. Summing before dividing makes N ranks' update equal one process's on the
+// whole batch, uneven or empty slices included (DESIGN §3.1); the norm is taken from the reduced
+// buffer, which is bit-identical on every rank, so every rank clips alike.
 import * as tf from '@tensorflow/tfjs';
 import type { LossFn } from '../models/losses.js';
 import type { TrainableModel } from '../models/trainable.js';
@@ -13,12 +15,30 @@ export interface StepResult {
   count: number;
 }
 
+export interface ApplyOptions {
+  /** Scale the mean gradient down to this global L2 norm when it is larger. */
+  clipNorm?: number;
+  /** Decoupled weight decay: w -= learningRate·weightDecay·w on variables of rank >= 2 (not biases or norm gains). */
+  weightDecay?: number;
+  /** This step's learning rate, which the weight decay is scaled by. */
+  learningRate?: number;
+}
+
+export interface ApplyResult {
+  /** Global L2 norm of the mean gradient before clipping; computed only when clipping. */
+  gradNorm?: number;
+  /** The gradient was scaled down to clipNorm. */
+  clipped: boolean;
+}
+
 export class GradientStep {
   readonly variables: readonly tf.Variable[];
   /** Floats in a flattened gradient or weight buffer. */
   readonly size: number;
   private readonly offsets: number[];
   private readonly named: { name: string; tensor: tf.Tensor }[];
+  /** Which variables weight decay shrinks: matrices and embeddings, as AdamW and GPT-2 do. */
+  private readonly decays: boolean[];
 
   constructor(
     readonly model: TrainableModel,
@@ -33,20 +53,20 @@ export class GradientStep {
       return at;
     });
     this.named = this.variables.map((v) => ({ name: v.name, tensor: v }));
+    this.decays = this.variables.map((v) => v.rank >= 2);
   }
 
   /** Gradients of the summed loss into out (length `size`), read back synchronously (cpu, wasm, tensorflow). */
   compute(x: tf.Tensor, y: tf.Tensor, out: Float32Array): StepResult {
-    const count = this.checkBatch(x, y, out);
-    if (count === 0) {
-      out.fill(0);
-      return { lossSum: 0, count };
-    }
-    return tf.tidy(() => {
-      const { value, grads } = this.gradients(x, y, count);
-      for (let i = 0; i < grads.length; i++) out.set(grads[i].dataSync() as Float32Array, this.offsets[i]);
-      return { lossSum: value.dataSync()[0], count };
-    });
+    return this.write(x, y, out, false);
+  }
+
+  /**
+   * compute, but adds the gradients to what out holds: k micro-batches accumulated into a zeroed
+   * buffer give the gradient sum of their union, ready for one all-reduce.
+   */
+  accumulate(x: tf.Tensor, y: tf.Tensor, out: Float32Array): StepResult {
+    return this.write(x, y, out, true);
   }
 
   /**
@@ -80,8 +100,16 @@ export class GradientStep {
     }
   }
 
-  /** Divides the all-reduced gradient sum by the global sample count and applies it with the optimizer. */
-  apply(reducedSum: Float32Array, globalCount: number, optimizer: tf.Optimizer): void {
+  /**
+   * Divides the all-reduced gradient sum by the global sample count, clips it, decays the weights and
+   * applies the gradient with the optimizer.
+   */
+  apply(
+    reducedSum: Float32Array,
+    globalCount: number,
+    optimizer: tf.Optimizer,
+    options: ApplyOptions = {},
+  ): ApplyResult {
     this.checkBuffer(reducedSum, 'reduced gradient');
     if (!Number.isInteger(globalCount) || globalCount <= 0) {
       throw new Error(
@@ -89,8 +117,25 @@ export class GradientStep {
           `A step in which no rank had samples has nothing to apply`,
       );
     }
+    const decay = options.weightDecay ?? 0;
+    if (decay > 0 && !(options.learningRate !== undefined && options.learningRate >= 0)) {
+      throw new Error(
+        `weight decay ${decay} needs the step's learning rate (options.learningRate); got ${options.learningRate}`,
+      );
+    }
+    let gradNorm: number | undefined;
+    let divisor = globalCount;
+    if (options.clipNorm !== undefined) {
+      gradNorm = globalNorm(reducedSum) / globalCount;
+      // Clipping folds into the division, so an unclipped step divides exactly as without clipping.
+      if (gradNorm > options.clipNorm) divisor = (globalCount * gradNorm) / options.clipNorm;
+    }
     tf.tidy(() => {
-      const count = tf.scalar(globalCount, 'float32');
+      if (decay > 0) {
+        const keep = tf.scalar(1 - (options.learningRate as number) * decay, 'float32');
+        this.variables.forEach((v, i) => this.decays[i] && v.assign(tf.mul(v, keep)));
+      }
+      const count = tf.scalar(divisor, 'float32');
       for (let i = 0; i < this.variables.length; i++) {
         const v = this.variables[i];
         // The view tensor lives only inside this tidy, so the caller may reuse reducedSum afterwards.
@@ -99,6 +144,7 @@ export class GradientStep {
       }
       optimizer.applyGradients(this.named);
     });
+    return { gradNorm, clipped: divisor !== globalCount };
   }
 
   /** All parameters, flattened in variable order (the rank-0 broadcast). */
@@ -118,6 +164,24 @@ export class GradientStep {
   hash(scratch: Float32Array = new Float32Array(this.size)): string {
     this.getWeights(scratch);
     return parameterHash(scratch);
+  }
+
+  private write(x: tf.Tensor, y: tf.Tensor, out: Float32Array, add: boolean): StepResult {
+    const count = this.checkBatch(x, y, out);
+    if (count === 0) {
+      if (!add) out.fill(0);
+      return { lossSum: 0, count };
+    }
+    return tf.tidy(() => {
+      const { value, grads } = this.gradients(x, y, count);
+      for (let i = 0; i < grads.length; i++) {
+        const g = grads[i].dataSync() as Float32Array;
+        const at = this.offsets[i];
+        if (!add) out.set(g, at);
+        else for (let j = 0; j < g.length; j++) out[at + j] += g[j];
+      }
+      return { lossSum: value.dataSync()[0], count };
+    });
   }
 
   private gradients(x: tf.Tensor, y: tf.Tensor, count: number): { value: tf.Scalar; grads: tf.Tensor[] } {
@@ -152,4 +216,11 @@ export class GradientStep {
       );
     }
   }
+}
+
+/** L2 norm of a buffer, summed in float64 in index order: the same bits in give the same norm on every rank. */
+export function globalNorm(values: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < values.length; i++) sum += values[i] * values[i];
+  return Math.sqrt(sum);
 }

@@ -1,7 +1,8 @@
 // Optimizers from the job spec, with the learning-rate schedule data-parallel training needs: linear
-// scaling with the world size (a global batch N times larger takes an N times larger step) and a
-// linear warmup so the scaled rate does not blow up the first steps. tfjs optimizers take a fixed
-// rate at construction, so the schedule rewrites the rate each optimizer reads when it applies.
+// scaling with the world size (a global batch N times larger takes an N times larger step), a
+// linear warmup so the scaled rate does not blow up the first steps, and an optional cosine decay
+// after it. tfjs optimizers take a fixed rate at construction, so the schedule rewrites the rate
+// each optimizer reads when it applies.
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { jobOptimizerSchema, type JobOptimizer } from '../job/index.js';
@@ -36,11 +37,26 @@ export function setLearningRate(optimizer: tf.Optimizer, learningRate: number): 
   else o.learningRate = learningRate;
 }
 
-/** The learning rate of a step (counted from 0) under the spec's scaling and warmup. */
-export function learningRateAt(spec: JobOptimizer, step: number, worldSize: number): number {
-  const target = spec.learningRate * (spec.scaleWithWorldSize ? worldSize : 1);
-  if (step >= spec.warmupSteps) return target;
-  return (target * (step + 1)) / spec.warmupSteps;
+/**
+ * The learning rate of a step (counted from 0) under the spec's scaling, warmup and schedule. A cosine
+ * schedule spans schedule.totalSteps, or else `totalSteps` (the job's steps, which the coordinator knows).
+ */
+export function learningRateAt(spec: JobOptimizer, step: number, worldSize: number, totalSteps?: number): number {
+  const scale = spec.scaleWithWorldSize ? worldSize : 1;
+  const target = spec.learningRate * scale;
+  if (step < spec.warmupSteps) return (target * (step + 1)) / spec.warmupSteps;
+  const schedule = spec.schedule;
+  const decayed = step - spec.warmupSteps;
+  if (!schedule || decayed === 0) return target;
+  const total = schedule.totalSteps ?? totalSteps;
+  if (total === undefined) {
+    throw new Error(
+      `the cosine schedule needs the number of steps it spans: set optimizer.schedule.totalSteps, or pass the job's total steps`,
+    );
+  }
+  const floor = schedule.minLearningRate * scale;
+  const progress = Math.min(1, decayed / Math.max(1, total - spec.warmupSteps));
+  return floor + 0.5 * (target - floor) * (1 + Math.cos(Math.PI * progress));
 }
 
 export class ScheduledOptimizer {
@@ -51,11 +67,13 @@ export class ScheduledOptimizer {
   constructor(
     spec: OptimizerSpecInput,
     private worldSize = 1,
+    /** Steps the whole job takes, for a cosine schedule that names no totalSteps. */
+    private readonly totalSteps?: number,
   ) {
     const parsed = jobOptimizerSchema.safeParse(spec);
     if (!parsed.success) throw new Error(`invalid optimizer spec:\n${z.prettifyError(parsed.error)}`);
     this.spec = parsed.data;
-    this.rate = learningRateAt(this.spec, 0, worldSize);
+    this.rate = learningRateAt(this.spec, 0, worldSize, totalSteps);
     this.optimizer = build(this.spec, this.rate);
   }
 
@@ -65,7 +83,7 @@ export class ScheduledOptimizer {
 
   /** Sets the rate for this step (from 0); call before applying its gradients. Returns the rate. */
   beginStep(step: number): number {
-    const rate = learningRateAt(this.spec, step, this.worldSize);
+    const rate = learningRateAt(this.spec, step, this.worldSize, this.totalSteps);
     if (rate !== this.rate) {
       setLearningRate(this.optimizer, rate);
       this.rate = rate;
@@ -83,6 +101,6 @@ export class ScheduledOptimizer {
   }
 }
 
-export function createOptimizer(spec: OptimizerSpecInput, worldSize = 1): ScheduledOptimizer {
-  return new ScheduledOptimizer(spec, worldSize);
+export function createOptimizer(spec: OptimizerSpecInput, worldSize = 1, totalSteps?: number): ScheduledOptimizer {
+  return new ScheduledOptimizer(spec, worldSize, totalSteps);
 }

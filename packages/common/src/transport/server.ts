@@ -18,6 +18,8 @@ export interface NatsServerOptions {
   binary?: string;
   /** Where the server's output goes; ignored by default. */
   onOutput?: (line: string) => void;
+  /** Require this user and password from every client. */
+  auth?: { user: string; password: string };
 }
 
 export interface NatsServerHandle {
@@ -69,6 +71,9 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     `max_payload: ${maxPayload}`,
     `max_pending: ${Math.max(256 * 1024 * 1024, 8 * maxPayload)}`,
     `write_deadline: "60s"`,
+    options.auth
+      ? `authorization { user: ${JSON.stringify(options.auth.user)}, password: ${JSON.stringify(options.auth.password)} }`
+      : '',
     options.jetstream === false
       ? ''
       : `jetstream { store_dir: "${join(dir, 'js')}", max_memory_store: 268435456, max_file_store: 4294967296 }`,

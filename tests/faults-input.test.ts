@@ -1,0 +1,196 @@
+// Bad input and bad numbers: garbage on every subject of a running job is dropped and counted
+// while the job trains to the same parameters as without it; a worker of another protocol version
+// is refused naming both versions; NaN/Inf in the reduced gradient is skipped alike on every rank,
+// and too many in a row stop the job with the last good checkpoint named.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Packr } from 'msgpackr';
+import { headers } from '@nats-io/nats-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLocalCluster, type JobSummary } from 'tfjs-ddp';
+import {
+  PROTOCOL_VERSION,
+  commandSchema,
+  connectNats,
+  createCountingObserver,
+  createPrng,
+  decodeMessage,
+  encodeMessage,
+  jobSubjects,
+  registerReplySchema,
+  type NatsConnection,
+} from '@tfjs-ddp/common';
+import { startNats, type NatsFixture } from './support/nats.js';
+import { compareParameters, savedWeights, tempDir, writeJob, type TempDir } from './support/jobs.js';
+
+describe('bad input and bad numbers', () => {
+  let nats: NatsFixture;
+  let dir: TempDir;
+  let nc: NatsConnection;
+  beforeAll(async () => {
+    nats = await startNats();
+    dir = await tempDir('faults-input');
+    nc = await connectNats({ servers: [nats.url] });
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await nats?.stop();
+    await dir?.remove();
+  });
+
+  const linearJob = (name: string, extra: Record<string, unknown> = {}) =>
+    writeJob(dir.path, name, {
+      name,
+      model: { zoo: 'binary-mlp' },
+      data: { train: { type: 'synthetic-binary', n: 2000, seed: 3 }, test: { type: 'synthetic-binary', n: 200, seed: 4 } },
+      optimizer: { type: 'adam', learningRate: 0.01 },
+      loss: 'binaryCrossentropy',
+      batchSize: 50,
+      epochs: 2,
+      workers: { min: 2, max: 2 },
+      output: join(dir.path, 'out', name),
+      ...extra,
+    });
+
+  it('garbage on every subject of a running job is dropped and counted; the job ends as without it', async () => {
+    const job = await linearJob('garbage');
+    const run = async (flood: boolean): Promise<{ summary: JobSummary; invalid: number }> => {
+      const observer = createCountingObserver();
+      const cluster = await startLocalCluster({ job, workers: 2, nats: nats.url, onWorkerOutput: () => {}, observer });
+      let sent = 0;
+      let stop = false;
+      const subjects = jobSubjects('garbage');
+      const targets = [subjects.register, subjects.heartbeat, subjects.report, subjects.control, subjects.data(1).rs(0), subjects.data(1).rs(1), subjects.data(1).ag(0), subjects.data(1).bc(0), subjects.data(0).rs(1)];
+      const rng = createPrng(5);
+      const packr = new Packr({ useRecords: false });
+      const validStep = encodeMessage(commandSchema, { type: 'step', job: 'garbage', gen: 1, step: 3, epoch: 0, op: 9, slices: [[0, 25], [25, 25]], globalCount: 50, lr: 0.01, hash: false });
+      const garbage = (): { data: Uint8Array; hdrs?: ReturnType<typeof headers> } => {
+        switch (rng.int(7)) {
+          case 0:
+            return { data: Uint8Array.from({ length: rng.int(300) }, () => rng.int(256)) };
+          case 1:
+            return { data: validStep.subarray(0, rng.int(validStep.length)) };
+          case 2:
+            return { data: new Uint8Array(packr.pack({ v: PROTOCOL_VERSION + 1, type: 'step', job: 'garbage' })) };
+          case 3:
+            return { data: encodeMessage(commandSchema, { type: 'step', job: 'another-job', gen: 1, step: 3, epoch: 0, op: 9, slices: [[0, 25]], globalCount: 50, lr: 0.01, hash: false }) };
+          case 4:
+            // A well-formed command of a generation that does not exist: ignored, never executed.
+            return { data: encodeMessage(commandSchema, { type: 'step', job: 'garbage', gen: 999, step: 3, epoch: 0, op: 9, slices: [[0, 25], [25, 25]], globalCount: 50, lr: 100, hash: false }) };
+          case 5: {
+            const h = headers();
+            h.set('Ddp-Op', String(rng.int(5)));
+            h.set('Ddp-Rank', String(rng.int(9) - 3));
+            return { data: Uint8Array.from({ length: rng.int(64) }, () => rng.int(256)), hdrs: h };
+          }
+          default:
+            return { data: new Uint8Array(2 * 1024 * 1024) };
+        }
+      };
+      const flooding = (async () => {
+        while (flood && !stop && sent < 10_000) {
+          for (let i = 0; i < 100; i++) {
+            const g = garbage();
+            nc.publish(targets[rng.int(targets.length)], g.data, g.hdrs ? { headers: g.hdrs } : undefined);
+            sent++;
+          }
+          await nc.flush();
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })();
+      try {
+        const summary = await cluster.result();
+        return { summary, invalid: observer.invalidTotal() };
+      } finally {
+        stop = true;
+        await flooding;
+        await cluster.stop();
+        if (flood) expect(sent).toBeGreaterThan(1000);
+      }
+    };
+    const quiet = await run(false);
+    const quietWeights = await savedWeights(join(quiet.summary.output, 'model'));
+    const noisy = await run(true);
+    expect(noisy.invalid).toBeGreaterThan(0);
+    const noisyWeights = await savedWeights(join(noisy.summary.output, 'model'));
+    expect(compareParameters(quietWeights, noisyWeights, 0, 0).allClose).toBe(true);
+  }, 180_000);
+
+  it('a worker of another protocol version is refused at registration, naming both versions', async () => {
+    const job = await linearJob('version');
+    const cluster = await startLocalCluster({ job, workers: 2, nats: nats.url, onWorkerOutput: () => {} });
+    try {
+      const packr = new Packr({ useRecords: false });
+      const request = new Uint8Array(
+        packr.pack({ v: PROTOCOL_VERSION + 1, type: 'register', job: 'version', workerId: 'old-worker', specHash: 'x', backend: 'cpu', host: 'h', pid: 1, sizes: { train: 2000, validation: 0, test: 200 } }),
+      );
+      // The coordinator subscribes while the cluster starts; ask until it answers.
+      let reply;
+      for (let attempt = 0; !reply; attempt++) {
+        try {
+          reply = await nc.request(jobSubjects('version').register, request, { timeout: 5_000 });
+        } catch (err) {
+          if (attempt > 50) throw err;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      const decoded = decodeMessage(registerReplySchema, reply.data, { maxBytes: 65536 });
+      expect(decoded.ok).toBe(true);
+      if (!decoded.ok) return;
+      expect(decoded.value.accepted).toBe(false);
+      expect(decoded.value.reason).toMatch(new RegExp(`protocol version.*${PROTOCOL_VERSION}.*${PROTOCOL_VERSION + 1}`));
+      await cluster.result();
+    } finally {
+      await cluster.stop();
+    }
+  }, 120_000);
+
+  it('a step with Inf in the reduced gradient is skipped on every rank alike, counted, and training goes on', async () => {
+    const rows = ['x,y'];
+    for (let i = 0; i < 200; i++) rows.push(`${i === 17 ? '1e30' : ((i % 13) / 13).toFixed(3)},${(((i % 13) / 13) * 2 + 1).toFixed(3)}`);
+    const csv = join(dir.path, 'one-huge.csv');
+    await writeFile(csv, rows.join('\n'));
+    const job = await writeJob(dir.path, 'nonfinite', {
+      name: 'nonfinite',
+      model: { zoo: 'linear' },
+      data: { train: { type: 'csv', url: csv, features: ['x'], label: 'y' } },
+      optimizer: { type: 'sgd', learningRate: 0.1 },
+      loss: 'mse',
+      batchSize: 20,
+      epochs: 3,
+      hashCheckEvery: 1,
+      workers: { min: 2, max: 2 },
+      output: join(dir.path, 'out', 'nonfinite'),
+    });
+    const cluster = await startLocalCluster({ job, workers: 2, nats: nats.url, onWorkerOutput: () => {} });
+    const summary = await cluster.result().finally(() => cluster.stop());
+    // The sample with x = 1e30 is in one step per epoch; that step's update is skipped, the rest train.
+    expect(summary.nonFiniteSteps).toBe(3);
+    expect(summary.steps).toBe(30);
+    expect(summary.epochs[2].trainLoss).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('too many NaN/Inf steps in a row stop the job with a clear error naming the last good checkpoint', async () => {
+    const rows = ['x,y'];
+    for (let i = 0; i < 200; i++) rows.push(`${i % 2 === 0 ? '1e30' : '0.5'},1`);
+    const csv = join(dir.path, 'many-huge.csv');
+    await writeFile(csv, rows.join('\n'));
+    const job = await writeJob(dir.path, 'diverging', {
+      name: 'diverging',
+      model: { zoo: 'linear' },
+      data: { train: { type: 'csv', url: csv, features: ['x'], label: 'y' } },
+      optimizer: { type: 'sgd', learningRate: 0.1 },
+      loss: 'mse',
+      batchSize: 20,
+      epochs: 3,
+      workers: { min: 2, max: 2 },
+      checkpoint: { everySteps: 1 },
+      faults: { maxNonFiniteSteps: 2 },
+      output: join(dir.path, 'out', 'diverging'),
+    });
+    const cluster = await startLocalCluster({ job, workers: 2, nats: nats.url, onWorkerOutput: () => {} });
+    await expect(cluster.result().finally(() => cluster.stop())).rejects.toThrow(
+      /3 steps in a row had NaN or Inf in the reduced gradient.*last good checkpoint is .*ckpt-/,
+    );
+  }, 120_000);
+});
