@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the demo and the tests need, only those that are missing.
+# Installs the Debian packages the demo or the tests need, only those that are missing:
+#   system-deps.sh demo   nats-server and Fashion-MNIST
+#   system-deps.sh test   those, plus Prometheus and Chromium (the metrics and report tests)
 # Run as root (or with sudo available); otherwise it prints the command to run and fails.
 set -euo pipefail
 
+for_what=${1:-test}
 missing=()
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
-command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || missing+=(dataset-fashion-mnist)
+if [ "$for_what" = test ]; then
+  command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -75,7 +75,7 @@ describe('the tfjs-ddp bin', () => {
       const { code, stderr } = await tfjsDdp(['validate', '--job', path]);
       expect(code).toBe(1);
       expect(stderr).toContain(
-        `${path}: model.zoo: got "perceptorn", expected one of linear, perceptron, binary-mlp, mlp, cnn; did you mean "perceptron"?`,
+        `${path}: model.zoo: got "perceptorn", expected one of linear, perceptron, binary-mlp, mlp, cnn, transformer-lm; did you mean "perceptron"?`,
       );
     } finally {
       await rm(dir, { recursive: true, force: true });

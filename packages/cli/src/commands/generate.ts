@@ -8,7 +8,11 @@ import type { CliContext } from './context.js';
 import { backendFlag, positiveIntegers } from './shared-flags.js';
 
 const flags = {
-  model: { type: 'string', demandOption: true, describe: 'directory of a trained transformer-lm (the output/model of a job)' },
+  model: {
+    type: 'string',
+    demandOption: true,
+    describe: 'directory of a trained transformer-lm (the output/model of a job)',
+  },
   prompt: { type: 'string', default: '', describe: 'text the sample continues; empty: the start of a document' },
   'max-tokens': { type: 'number', default: 200, describe: 'tokens (bytes) to generate at most' },
   temperature: {
@@ -37,7 +41,9 @@ export async function runGenerate(ctx: CliContext, args: GenerateArgs): Promise<
     const model = await loadModel(args.model, backend.tf);
     try {
       if (!(model instanceof TransformerLM)) {
-        throw new Error(`${args.model} holds a ${model.kind} model, not a transformer-lm; generate samples text from language models`);
+        throw new Error(
+          `${args.model} holds a ${model.kind} model, not a transformer-lm; generate samples text from language models`,
+        );
       }
       const seed = args.seed ?? randomInt(2 ** 31);
       const sample = await generate(model, args.prompt, {
@@ -47,7 +53,9 @@ export async function runGenerate(ctx: CliContext, args: GenerateArgs): Promise<
         seed,
       });
       ctx.stdout(`${args.prompt}${sample.completion}\n`);
-      ctx.stderr(`${sample.tokens.length} tokens, seed ${seed}${sample.stop === 'endOfText' ? ', ended at end of text' : ''}\n`);
+      ctx.stderr(
+        `${sample.tokens.length} tokens, seed ${seed}${sample.stop === 'endOfText' ? ', ended at end of text' : ''}\n`,
+      );
     } finally {
       model.dispose();
     }

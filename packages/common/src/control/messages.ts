@@ -111,6 +111,18 @@ export const timingsSchema = z.object({
 });
 export type StepTimings = z.infer<typeof timingsSchema>;
 
+/** A rank's sums over its part of an evaluation split; they add exactly across ranks. */
+export const evalSumsSchema = z.object({
+  lossSum: anyNumber,
+  count: int,
+  correct: int,
+  tp: int,
+  fp: int,
+  tn: int,
+  fn: int,
+});
+export type EvalSums = z.infer<typeof evalSumsSchema>;
+
 /** Workers → coordinator. */
 export const reportSchema = z.discriminatedUnion('type', [
   z.object({ ...base, type: z.literal('joined'), workerId, gen: int, rank: int, appliedStep: z.number().int().min(-1) }),
@@ -151,13 +163,7 @@ export const reportSchema = z.discriminatedUnion('type', [
     workerId,
     gen: int,
     id: int,
-    lossSum: anyNumber,
-    count: int,
-    correct: int,
-    tp: int,
-    fp: int,
-    tn: int,
-    fn: int,
+    ...evalSumsSchema.shape,
   }),
   z.object({ ...base, type: z.literal('done'), workerId, gen: int, id: int }),
   z.object({

@@ -17,7 +17,10 @@ export function checkCrossFieldRules(spec: unknown, ctx: z.core.$RefinementCtx):
   const metrics = Array.isArray(spec.metrics) ? spec.metrics.filter((m): m is string => typeof m === 'string') : [];
 
   const zoo = isRecord(spec.model) && typeof spec.model.zoo === 'string' ? spec.model.zoo : undefined;
-  if (zoo === 'transformer-lm' || (isRecord(spec.data) && isRecord(spec.data.train) && spec.data.train.type === 'text')) {
+  if (
+    zoo === 'transformer-lm' ||
+    (isRecord(spec.data) && isRecord(spec.data.train) && spec.data.train.type === 'text')
+  ) {
     checkLanguageModel(spec, zoo, add);
   } else if (spec.loss === undefined && isRecord(spec.model) && !('module' in spec.model)) {
     add(
@@ -73,7 +76,10 @@ function checkLanguageModel(
     );
   }
   if (zoo !== undefined && zoo !== 'transformer-lm') {
-    add(['model', 'zoo'], `got ${show(zoo)} with text data; token windows train zoo model transformer-lm (or a model module)`);
+    add(
+      ['model', 'zoo'],
+      `got ${show(zoo)} with text data; token windows train zoo model transformer-lm (or a model module)`,
+    );
   }
   if (zoo === 'transformer-lm' && spec.loss !== undefined && spec.loss !== 'sparseCategoricalCrossentropy') {
     add(

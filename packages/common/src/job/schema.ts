@@ -2,6 +2,7 @@
 // type is inferred. The coordinator, the workers and the CLI all read this one definition.
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { commHookSpecSchema, compressionConflict } from '../collective/hooks/spec.js';
 import { validateJobId } from '../protocol/index.js';
 import { checkCrossFieldRules } from './checks.js';
 import { show } from './messages.js';
@@ -115,6 +116,15 @@ export const jobSpecSchema = z
         dtype: z.enum(['f32', 'f16', 'bf16']).default('f32'),
         /** Largest chunk published; defaults to the NATS server's max_payload. */
         chunkBytes: z.number().int().min(1024).optional(),
+        /**
+         * How gradients are reduced: none (dtype on the wire), f16, bf16, topk (ratio) or powersgd
+         * (rank, warmStart); a name alone takes the defaults. See docs/performance.md.
+         */
+        compression: commHookSpecSchema.default({ type: 'none' }),
+      })
+      .superRefine((a, ctx) => {
+        const conflict = compressionConflict(a.compression.type, a.dtype);
+        if (conflict) ctx.addIssue({ code: 'custom', path: ['compression'], message: conflict });
       })
       .prefault({}),
     /** Steps between checks that all replicas hold identical parameters; 0 disables the check. */

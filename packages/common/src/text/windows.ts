@@ -9,8 +9,6 @@ import type { Tokenizer, TokenizerJson } from './tokenizer.js';
 /** A Dataset of token windows that also says how its ids were made (the model saves it). */
 export interface TextDataset extends Dataset {
   tokenizer: TokenizerJson;
-  /** Tokens in the corpus, end-of-text tokens included. */
-  tokens: number;
 }
 
 /** The corpus as one token stream: each document's tokens followed by the end-of-text token. */
@@ -58,7 +56,7 @@ export function tokenWindows(tokens: Uint16Array, options: WindowOptions): TextD
     }
   }
   const dataset = createDataset({ name, count, featureShape: [context], labelShape: [context], x, y });
-  return Object.assign(dataset, { tokenizer: options.tokenizer.toJSON(), tokens: tokens.length });
+  return Object.assign(dataset, { tokenizer: options.tokenizer.toJSON() });
 }
 
 /** The tokenizer a dataset's ids came from, when it is a text dataset. */

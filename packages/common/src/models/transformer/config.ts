@@ -12,7 +12,7 @@ export const transformerParamsSchema = z.strictObject({
   heads: positiveInt.default(4),
   /** Width of the residual stream (embedding size). */
   dModel: positiveInt.default(128),
-  /** Longest input in tokens (rows of the position embedding); defaults to the data's window length. */
+  /** Longest input in tokens (rows of the position embedding); the data's window length when left out. */
   context: positiveInt.optional(),
   /** Token ids 0..vocabSize-1; defaults to the size of the text data's tokenizer. */
   vocabSize: z.number().int().min(2).optional(),
@@ -60,10 +60,11 @@ export function resolveTransformerConfig(params: unknown, defaults: TransformerD
         `each head gets dModel / heads dimensions, so choose dModel divisible by heads`,
     );
   }
-  if (defaults.context !== undefined && defaults.context > context) {
+  // Positions the windows never reach would stay untrained, and sampling would read them.
+  if (defaults.context !== undefined && defaults.context !== context) {
     throw new Error(
       `zoo model 'transformer-lm': the data's windows hold ${defaults.context} tokens but params.context is ` +
-        `${context}; raise params.context or lower the text source's context`,
+        `${context}; leave params.context out, or set it and the text source's context alike`,
     );
   }
   return { layers: p.layers, heads: p.heads, dModel: p.dModel, context, vocabSize, mlpRatio: p.mlpRatio };

@@ -52,7 +52,9 @@ export function sampleToken(logits: Float32Array, temperature: number, topK: num
 
 export async function generate(model: TransformerLM, prompt: string, options: GenerateOptions): Promise<Generated> {
   if (!model.tokenizer) {
-    throw new Error('this model was saved without a tokenizer, so text cannot be encoded for it; train it on a text source');
+    throw new Error(
+      'this model was saved without a tokenizer, so text cannot be encoded for it; train it on a text source',
+    );
   }
   if (!Number.isInteger(options.maxTokens) || options.maxTokens < 1) {
     throw new Error(`maxTokens must be a whole number of at least 1; got ${options.maxTokens}`);

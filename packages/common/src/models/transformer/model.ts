@@ -49,14 +49,18 @@ export class TransformerLM implements TrainableModel {
       return values;
     };
     const add = (name: string, shape: number[], values: Float32Array) => {
-      const v = tf.variable(tf.tensor(values, shape, 'float32'), true);
+      const v = tf.tidy(() => tf.variable(tf.tensor(values, shape, 'float32'), true));
       this.names.push(name);
       this.vars.push(v);
       return v;
     };
     const weight = (name: string, shape: number[], std = INIT_STD) => add(name, shape, normal(shape, std));
-    const constant = (name: string, size: number, value: number) => add(name, [size], new Float32Array(size).fill(value));
-    const norm = (name: string): Norm => ({ gamma: constant(`${name}.gamma`, d, 1), beta: constant(`${name}.beta`, d, 0) });
+    const constant = (name: string, size: number, value: number) =>
+      add(name, [size], new Float32Array(size).fill(value));
+    const norm = (name: string): Norm => ({
+      gamma: constant(`${name}.gamma`, d, 1),
+      beta: constant(`${name}.beta`, d, 0),
+    });
     const dense = (name: string, inputs: number, outputs: number, std = INIT_STD): Linear => ({
       kernel: weight(`${name}.kernel`, [inputs, outputs], std),
       bias: constant(`${name}.bias`, outputs, 0),
