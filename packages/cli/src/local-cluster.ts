@@ -129,7 +129,8 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
         ...['--metrics-addr', '127.0.0.1:0'],
       ],
       {
-        stdio: ['ignore', 'pipe', 'pipe'],
+        // The IPC channel ties the worker's life to this process: see the worker bin.
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
         env: { ...process.env, ...natsEnv(options.natsOptions) },
       },
     );

@@ -66,6 +66,13 @@ async function main(): Promise<number> {
   }
 }
 
+// Started by a local cluster, the worker has an IPC channel to it: when that process dies (a crashed
+// test run, a killed launcher), the channel closes and the worker goes too instead of lingering.
+if (process.channel) {
+  process.channel.unref();
+  process.on('disconnect', () => process.exit(1));
+}
+
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
