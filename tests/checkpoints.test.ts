@@ -22,7 +22,16 @@ describe('checkpoint store', () => {
   let dir: TempDir;
   let spec: JobSpec;
   let store: CheckpointStore;
-  const meta = (step: number) => ({ job: 'ckpt', specHash: specHash(spec), spec, step, cursor: { epoch: 0, position: step * 10 }, generation: 1, seed: 42, progress: {} });
+  const meta = (step: number) => ({
+    job: 'ckpt',
+    specHash: specHash(spec),
+    spec,
+    step,
+    cursor: { epoch: 0, position: step * 10 },
+    generation: 1,
+    seed: 42,
+    progress: {},
+  });
 
   beforeEach(async () => {
     dir = await tempDir('ckpt');
@@ -33,7 +42,10 @@ describe('checkpoint store', () => {
 
   it('keeps the newest K and loads the newest with its state', async () => {
     for (const step of [3, 6, 9]) await store.save(meta(step), Uint8Array.of(step, 1, 2));
-    expect((await readdir(dir.path)).filter((n) => n.startsWith('ckpt-'))).toEqual(['ckpt-0000000006', 'ckpt-0000000009']);
+    expect((await readdir(dir.path)).filter((n) => n.startsWith('ckpt-'))).toEqual([
+      'ckpt-0000000006',
+      'ckpt-0000000009',
+    ]);
     const latest = await store.latest(spec, specHash(spec));
     expect(latest?.meta.step).toBe(9);
     expect([...latest!.state]).toEqual([9, 1, 2]);
@@ -42,13 +54,17 @@ describe('checkpoint store', () => {
   it('refuses a corrupt state, saying which file and what checksum', async () => {
     await store.save(meta(4), Uint8Array.of(1, 2, 3));
     await writeFile(join(dir.path, 'ckpt-0000000004', 'state.bin'), Uint8Array.of(1, 2, 4));
-    await expect(store.latest(spec, specHash(spec))).rejects.toThrow(/ckpt-0000000004 is corrupt: state\.bin has sha256/);
+    await expect(store.latest(spec, specHash(spec))).rejects.toThrow(
+      /ckpt-0000000004 is corrupt: state\.bin has sha256/,
+    );
   });
 
   it('refuses a checkpoint of another job spec, naming the field that differs', async () => {
     await store.save(meta(4), Uint8Array.of(1));
     const other = parseJobSpec(specText(0.5), 'a.yaml');
-    await expect(store.latest(other, specHash(other))).rejects.toThrow(/another job spec \(optimizer\.learningRate: was 0\.1, now 0\.5\)/);
+    await expect(store.latest(other, specHash(other))).rejects.toThrow(
+      /another job spec \(optimizer\.learningRate: was 0\.1, now 0\.5\)/,
+    );
   });
 
   it('after a completed run, starts over', async () => {

@@ -42,7 +42,10 @@ describe('bad input and bad numbers', () => {
     writeJob(dir.path, name, {
       name,
       model: { zoo: 'binary-mlp' },
-      data: { train: { type: 'synthetic-binary', n: 2000, seed: 3 }, test: { type: 'synthetic-binary', n: 200, seed: 4 } },
+      data: {
+        train: { type: 'synthetic-binary', n: 2000, seed: 3 },
+        test: { type: 'synthetic-binary', n: 200, seed: 4 },
+      },
       optimizer: { type: 'adam', learningRate: 0.01 },
       loss: 'binaryCrossentropy',
       batchSize: 50,
@@ -60,10 +63,34 @@ describe('bad input and bad numbers', () => {
       let sent = 0;
       let stop = false;
       const subjects = jobSubjects('garbage');
-      const targets = [subjects.register, subjects.heartbeat, subjects.report, subjects.control, subjects.data(1).rs(0), subjects.data(1).rs(1), subjects.data(1).ag(0), subjects.data(1).bc(0), subjects.data(0).rs(1)];
+      const targets = [
+        subjects.register,
+        subjects.heartbeat,
+        subjects.report,
+        subjects.control,
+        subjects.data(1).rs(0),
+        subjects.data(1).rs(1),
+        subjects.data(1).ag(0),
+        subjects.data(1).bc(0),
+        subjects.data(0).rs(1),
+      ];
       const rng = createPrng(5);
       const packr = new Packr({ useRecords: false });
-      const validStep = encodeMessage(commandSchema, { type: 'step', job: 'garbage', gen: 1, step: 3, epoch: 0, op: 9, slices: [[0, 25], [25, 25]], globalCount: 50, lr: 0.01, hash: false });
+      const validStep = encodeMessage(commandSchema, {
+        type: 'step',
+        job: 'garbage',
+        gen: 1,
+        step: 3,
+        epoch: 0,
+        op: 9,
+        slices: [
+          [0, 25],
+          [25, 25],
+        ],
+        globalCount: 50,
+        lr: 0.01,
+        hash: false,
+      });
       const garbage = (): { data: Uint8Array; hdrs?: ReturnType<typeof headers> } => {
         switch (rng.int(7)) {
           case 0:
@@ -73,10 +100,39 @@ describe('bad input and bad numbers', () => {
           case 2:
             return { data: new Uint8Array(packr.pack({ v: PROTOCOL_VERSION + 1, type: 'step', job: 'garbage' })) };
           case 3:
-            return { data: encodeMessage(commandSchema, { type: 'step', job: 'another-job', gen: 1, step: 3, epoch: 0, op: 9, slices: [[0, 25]], globalCount: 50, lr: 0.01, hash: false }) };
+            return {
+              data: encodeMessage(commandSchema, {
+                type: 'step',
+                job: 'another-job',
+                gen: 1,
+                step: 3,
+                epoch: 0,
+                op: 9,
+                slices: [[0, 25]],
+                globalCount: 50,
+                lr: 0.01,
+                hash: false,
+              }),
+            };
           case 4:
             // A well-formed command of a generation that does not exist: ignored, never executed.
-            return { data: encodeMessage(commandSchema, { type: 'step', job: 'garbage', gen: 999, step: 3, epoch: 0, op: 9, slices: [[0, 25], [25, 25]], globalCount: 50, lr: 100, hash: false }) };
+            return {
+              data: encodeMessage(commandSchema, {
+                type: 'step',
+                job: 'garbage',
+                gen: 999,
+                step: 3,
+                epoch: 0,
+                op: 9,
+                slices: [
+                  [0, 25],
+                  [25, 25],
+                ],
+                globalCount: 50,
+                lr: 100,
+                hash: false,
+              }),
+            };
           case 5: {
             const h = headers();
             h.set('Ddp-Op', String(rng.int(5)));
@@ -122,7 +178,17 @@ describe('bad input and bad numbers', () => {
     try {
       const packr = new Packr({ useRecords: false });
       const request = new Uint8Array(
-        packr.pack({ v: PROTOCOL_VERSION + 1, type: 'register', job: 'version', workerId: 'old-worker', specHash: 'x', backend: 'cpu', host: 'h', pid: 1, sizes: { train: 2000, validation: 0, test: 200 } }),
+        packr.pack({
+          v: PROTOCOL_VERSION + 1,
+          type: 'register',
+          job: 'version',
+          workerId: 'old-worker',
+          specHash: 'x',
+          backend: 'cpu',
+          host: 'h',
+          pid: 1,
+          sizes: { train: 2000, validation: 0, test: 200 },
+        }),
       );
       // The coordinator subscribes while the cluster starts; ask until it answers.
       let reply;
@@ -138,7 +204,9 @@ describe('bad input and bad numbers', () => {
       expect(decoded.ok).toBe(true);
       if (!decoded.ok) return;
       expect(decoded.value.accepted).toBe(false);
-      expect(decoded.value.reason).toMatch(new RegExp(`protocol version.*${PROTOCOL_VERSION}.*${PROTOCOL_VERSION + 1}`));
+      expect(decoded.value.reason).toMatch(
+        new RegExp(`protocol version.*${PROTOCOL_VERSION}.*${PROTOCOL_VERSION + 1}`),
+      );
       await cluster.result();
     } finally {
       await cluster.stop();
@@ -147,7 +215,8 @@ describe('bad input and bad numbers', () => {
 
   it('a step with Inf in the reduced gradient is skipped on every rank alike, counted, and training goes on', async () => {
     const rows = ['x,y'];
-    for (let i = 0; i < 200; i++) rows.push(`${i === 17 ? '1e30' : ((i % 13) / 13).toFixed(3)},${(((i % 13) / 13) * 2 + 1).toFixed(3)}`);
+    for (let i = 0; i < 200; i++)
+      rows.push(`${i === 17 ? '1e30' : ((i % 13) / 13).toFixed(3)},${(((i % 13) / 13) * 2 + 1).toFixed(3)}`);
     const csv = join(dir.path, 'one-huge.csv');
     await writeFile(csv, rows.join('\n'));
     const job = await writeJob(dir.path, 'nonfinite', {

@@ -44,6 +44,8 @@ describe('a NATS server that requires a user and password', () => {
 
   it('fails with a message about the credentials when they are missing', async () => {
     const cluster = await startLocalCluster({ job, workers: 2, nats: server.url, onWorkerOutput: () => {} });
-    await expect(cluster.result().finally(() => cluster.stop())).rejects.toThrow(/cannot connect to NATS.*(credentials|[Aa]uthorization)/);
+    await expect(cluster.result().finally(() => cluster.stop())).rejects.toThrow(
+      /cannot connect to NATS.*(credentials|[Aa]uthorization)/,
+    );
   }, 60_000);
 });

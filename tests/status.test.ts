@@ -26,14 +26,18 @@ describe('GET /status', () => {
       statusAddr: '127.0.0.1:0',
       onWorkerOutput: () => {},
     });
-    const seen: Promise<{ status: Record<string, unknown>; healthz: number; readyz: number }> = new Promise((resolve, reject) => {
-      cluster.events.once('progress', () => {
-        const base = `http://${cluster.statusAddress()}`;
-        Promise.all([fetch(`${base}/status`), fetch(`${base}/healthz`), fetch(`${base}/readyz`)])
-          .then(async ([s, h, r]) => resolve({ status: (await s.json()) as Record<string, unknown>, healthz: h.status, readyz: r.status }))
-          .catch(reject);
-      });
-    });
+    const seen: Promise<{ status: Record<string, unknown>; healthz: number; readyz: number }> = new Promise(
+      (resolve, reject) => {
+        cluster.events.once('progress', () => {
+          const base = `http://${cluster.statusAddress()}`;
+          Promise.all([fetch(`${base}/status`), fetch(`${base}/healthz`), fetch(`${base}/readyz`)])
+            .then(async ([s, h, r]) =>
+              resolve({ status: (await s.json()) as Record<string, unknown>, healthz: h.status, readyz: r.status }),
+            )
+            .catch(reject);
+        });
+      },
+    );
     try {
       const { status, healthz, readyz } = await seen;
       expect(status.job).toBe('linear');

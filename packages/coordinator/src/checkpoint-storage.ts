@@ -89,7 +89,10 @@ export class ObjectStoreStorage implements CheckpointStorage {
     try {
       this.store ??= await new Objm(this.nc).create(this.bucket);
     } catch (err) {
-      throw new Error(`cannot open the checkpoint bucket ${this.bucket} (${this.location}): ${(err as Error).message}; is JetStream enabled on the NATS server?`, { cause: err });
+      throw new Error(
+        `cannot open the checkpoint bucket ${this.bucket} (${this.location}): ${(err as Error).message}; is JetStream enabled on the NATS server?`,
+        { cause: err },
+      );
     }
     return this.store;
   }
@@ -117,7 +120,8 @@ export class ObjectStoreStorage implements CheckpointStorage {
 
   async remove(name: string): Promise<void> {
     const os = await this.os();
-    for (const o of await os.list()) if (!o.deleted && o.name.startsWith(`${this.prefix}${name}/`)) await os.delete(o.name);
+    for (const o of await os.list())
+      if (!o.deleted && o.name.startsWith(`${this.prefix}${name}/`)) await os.delete(o.name);
   }
 
   async putFile(file: string, data: Uint8Array): Promise<void> {

@@ -43,7 +43,12 @@ export class CheckpointStore {
 
   async save(meta: Omit<CheckpointMeta, 'format' | 'stateSha256' | 'createdAt'>, state: Uint8Array): Promise<string> {
     const name = `${PREFIX}${String(meta.step).padStart(10, '0')}`;
-    const full: CheckpointMeta = { format: 'tfjs-ddp-checkpoint/1', ...meta, stateSha256: sha256Hex(state), createdAt: new Date().toISOString() };
+    const full: CheckpointMeta = {
+      format: 'tfjs-ddp-checkpoint/1',
+      ...meta,
+      stateSha256: sha256Hex(state),
+      createdAt: new Date().toISOString(),
+    };
     // The meta file goes last: it marks the checkpoint complete.
     const path = await this.storage.write(name, [
       { name: STATE, data: state },
@@ -59,7 +64,10 @@ export class CheckpointStore {
   }
 
   async markCompleted(step: number): Promise<void> {
-    await this.storage.putFile(COMPLETED, new TextEncoder().encode(JSON.stringify({ step, completedAt: new Date().toISOString() }) + '\n'));
+    await this.storage.putFile(
+      COMPLETED,
+      new TextEncoder().encode(JSON.stringify({ step, completedAt: new Date().toISOString() }) + '\n'),
+    );
   }
 
   /** Forgets the checkpoints of a job that completed, so a new run of it starts from step 0. */
@@ -72,7 +80,10 @@ export class CheckpointStore {
   }
 
   /** The newest checkpoint, verified against `specHash`; undefined when there is none. */
-  async latest(spec: JobSpec, specHash: string): Promise<{ meta: CheckpointMeta; state: Uint8Array; path: string } | undefined> {
+  async latest(
+    spec: JobSpec,
+    specHash: string,
+  ): Promise<{ meta: CheckpointMeta; state: Uint8Array; path: string } | undefined> {
     const names = await this.list();
     const name = names[names.length - 1];
     if (!name) return undefined;
@@ -81,7 +92,9 @@ export class CheckpointStore {
     try {
       meta = JSON.parse(new TextDecoder().decode(await this.storage.read(name, META))) as CheckpointMeta;
     } catch (err) {
-      throw new CheckpointError(`checkpoint ${path} has no readable ${META}: ${(err as Error).message}; delete it to start over`);
+      throw new CheckpointError(
+        `checkpoint ${path} has no readable ${META}: ${(err as Error).message}; delete it to start over`,
+      );
     }
     if (meta.specHash !== specHash) {
       throw new CheckpointError(
@@ -92,7 +105,9 @@ export class CheckpointStore {
     const state = await this.storage.read(name, STATE);
     const sum = sha256Hex(state);
     if (sum !== meta.stateSha256) {
-      throw new CheckpointError(`checkpoint ${path} is corrupt: ${STATE} has sha256 ${sum}, ${META} says ${meta.stateSha256}; delete it to resume from the one before`);
+      throw new CheckpointError(
+        `checkpoint ${path} is corrupt: ${STATE} has sha256 ${sum}, ${META} says ${meta.stateSha256}; delete it to resume from the one before`,
+      );
     }
     return { meta, state, path };
   }
@@ -110,7 +125,8 @@ export function describeDifferences(was: unknown, now: unknown, path = ''): stri
     if (JSON.stringify(a) === JSON.stringify(b)) return;
     if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b)) {
       const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-      for (const k of keys) walk((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], p ? `${p}.${k}` : k);
+      for (const k of keys)
+        walk((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], p ? `${p}.${k}` : k);
       return;
     }
     diffs.push(`${p}: was ${JSON.stringify(a)}, now ${JSON.stringify(b)}`);

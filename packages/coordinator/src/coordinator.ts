@@ -237,7 +237,9 @@ export class Coordinator extends EventEmitter {
     this.subs.push(this.nc.subscribe(this.subjects.report, { callback: (_e, m) => this.onReport(m) }));
     await this.nc.flush();
     const where = this.spec.checkpoint.dir ?? join(this.spec.output, 'checkpoints');
-    const storage = where.startsWith('nats-obj://') ? new ObjectStoreStorage(this.nc, where) : new DirectoryStorage(where);
+    const storage = where.startsWith('nats-obj://')
+      ? new ObjectStoreStorage(this.nc, where)
+      : new DirectoryStorage(where);
     this.checkpoints = new CheckpointStore(storage, this.spec.checkpoint.keep, this.log.child('checkpoints'));
     // Workers of an earlier coordinator of this job drop their generation and register with this one.
     await this.broadcastCommand({ type: 'hello', instance: this.instance });
@@ -337,7 +339,12 @@ export class Coordinator extends EventEmitter {
       min: this.spec.workers.min,
     });
     m.respond(
-      encodeMessage(registerReplySchema, { type: 'registered', job: this.spec.name, accepted: true, instance: this.instance }),
+      encodeMessage(registerReplySchema, {
+        type: 'registered',
+        job: this.spec.name,
+        accepted: true,
+        instance: this.instance,
+      }),
     );
     this.emit('registered', req.workerId);
   }
@@ -367,7 +374,10 @@ export class Coordinator extends EventEmitter {
       // While NATS is away the client keeps the command and sends it after reconnecting; the reconnect
       // aborts the step in flight, so a command that still got lost is redone by the recovery.
       if (this.nc.isClosed()) throw err;
-      this.log.warn('NATS is unreachable; the command is sent once the connection is back', { type: cmd.type, error: (err as Error).message });
+      this.log.warn('NATS is unreachable; the command is sent once the connection is back', {
+        type: cmd.type,
+        error: (err as Error).message,
+      });
     }
   }
 
@@ -523,7 +533,14 @@ export class Coordinator extends EventEmitter {
       );
     }
     const memberHashes = this.members.map((_, rank) => reports.get(rank)?.hash ?? '');
-    this.generations.push({ generation: gen, step, members: [...this.members], root: load ? -1 : root, hashes: memberHashes, reason });
+    this.generations.push({
+      generation: gen,
+      step,
+      members: [...this.members],
+      root: load ? -1 : root,
+      hashes: memberHashes,
+      reason,
+    });
     this.log.info('generation formed', {
       generation: gen,
       worldSize: this.members.length,
@@ -611,7 +628,13 @@ export class Coordinator extends EventEmitter {
     const stepsPerEpoch = plan.stepsPerEpoch;
     const early = spec.earlyStopping ? new EarlyStopping(spec.earlyStopping) : undefined;
     const throughput = new Throughput();
-    const progress: TrainingProgress = { epochs: [], committed: [], nonFiniteSteps: 0, checkpoints: [], stoppedEarly: false };
+    const progress: TrainingProgress = {
+      epochs: [],
+      committed: [],
+      nonFiniteSteps: 0,
+      checkpoints: [],
+      stoppedEarly: false,
+    };
     let globalStep = 0;
     let trainSamples = 0;
     let trainSeconds = 0;
@@ -635,7 +658,12 @@ export class Coordinator extends EventEmitter {
       stoppedEarly = progress.stoppedEarly;
       this.generation = Math.max(this.generation, m.generation);
       this.lastCheckpoint = resume.path;
-      this.log.info('resuming from checkpoint', { path: resume.path, step: m.step, epoch: m.cursor.epoch, position: m.cursor.position });
+      this.log.info('resuming from checkpoint', {
+        path: resume.path,
+        step: m.step,
+        epoch: m.cursor.epoch,
+        position: m.cursor.position,
+      });
     }
     await this.formGeneration(globalStep, resume ? `resumed from ${resume.path}` : 'start', resume?.state);
     this.setStatus({ state: 'training', epochs: spec.epochs, stepsPerEpoch });
@@ -690,7 +718,8 @@ export class Coordinator extends EventEmitter {
         progress.committed.push([step.epoch, step.start, step.globalCount]);
         let stepLoss = 0;
         if (reports) {
-          if (spec.hashCheckEvery > 0 && (globalStep + 1) % spec.hashCheckEvery === 0) this.checkHashes(reports, globalStep);
+          if (spec.hashCheckEvery > 0 && (globalStep + 1) % spec.hashCheckEvery === 0)
+            this.checkHashes(reports, globalStep);
           const held = [...reports.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r.tensors);
           if (globalStep <= 10) tensorsHeld.early = held;
           tensorsHeld.end = held;
@@ -737,7 +766,11 @@ export class Coordinator extends EventEmitter {
         };
         this.setStatus({ progress: event, line: formatProgress(event) });
         this.emit('progress', event);
-        if (spec.checkpoint.everySteps > 0 && globalStep % spec.checkpoint.everySteps === 0 && plan.cursor().epoch === epoch) {
+        if (
+          spec.checkpoint.everySteps > 0 &&
+          globalStep % spec.checkpoint.everySteps === 0 &&
+          plan.cursor().epoch === epoch
+        ) {
           await saveCheckpoint();
         }
       }
@@ -751,7 +784,8 @@ export class Coordinator extends EventEmitter {
         seconds,
         samplesPerSec: samples / seconds,
       };
-      if (sizes.validation > 0) summary.validation = await this.withRecovery(globalStep, () => this.evaluate('validation', sizes.validation));
+      if (sizes.validation > 0)
+        summary.validation = await this.withRecovery(globalStep, () => this.evaluate('validation', sizes.validation));
       progress.epochs.push(summary);
       this.log.info('epoch done', {
         epoch: epoch + 1,
@@ -763,7 +797,8 @@ export class Coordinator extends EventEmitter {
       if (early) {
         const metrics = { loss: summary.trainLoss, ...prefixed('val_', summary.validation) };
         const { improved, stop } = early.observe(epoch, metrics);
-        if (improved && spec.earlyStopping?.restoreBestWeights) await this.withRecovery(globalStep, () => this.simple('snapshot'));
+        if (improved && spec.earlyStopping?.restoreBestWeights)
+          await this.withRecovery(globalStep, () => this.simple('snapshot'));
         if (stop) {
           stoppedEarly = true;
           progress.stoppedEarly = true;
@@ -777,11 +812,15 @@ export class Coordinator extends EventEmitter {
       }
       await saveCheckpoint();
     }
-    if (early && stoppedEarly && spec.earlyStopping?.restoreBestWeights) await this.withRecovery(globalStep, () => this.simple('restore'));
+    if (early && stoppedEarly && spec.earlyStopping?.restoreBestWeights)
+      await this.withRecovery(globalStep, () => this.simple('restore'));
 
-    const test = sizes.test > 0 ? await this.withRecovery(globalStep, () => this.evaluate('test', sizes.test)) : undefined;
+    const test =
+      sizes.test > 0 ? await this.withRecovery(globalStep, () => this.evaluate('test', sizes.test)) : undefined;
     if (test) this.log.info('test evaluation', test);
-    const { files, predictions, fit } = await this.withRecovery(globalStep, () => this.saveModel(isLanguageModelJob(spec) ? 0 : Math.min(sizes.test, 16)));
+    const { files, predictions, fit } = await this.withRecovery(globalStep, () =>
+      this.saveModel(isLanguageModelJob(spec) ? 0 : Math.min(sizes.test, 16)),
+    );
     const result: JobSummary = {
       job: spec.name,
       specHash: this.opts.specHash,
@@ -827,7 +866,8 @@ export class Coordinator extends EventEmitter {
     const gen = this.generation;
     const done = this.collect(
       `step ${globalStep}`,
-      (r): r is Extract<Report, { type: 'stepDone' }> => r.type === 'stepDone' && r.step === globalStep && r.gen === gen,
+      (r): r is Extract<Report, { type: 'stepDone' }> =>
+        r.type === 'stepDone' && r.step === globalStep && r.gen === gen,
       this.spec.timeouts.stepMs,
     );
     const commandAt = performance.timeOrigin + performance.now();
@@ -900,7 +940,11 @@ export class Coordinator extends EventEmitter {
       this.broadcastCommand({ type: 'save', gen: this.generation, id, predictSamples }),
     );
     const modelDir = join(this.spec.output, 'model');
-    const files = await writeAssembled(assembler, saved.files.map((f) => f.name), modelDir);
+    const files = await writeAssembled(
+      assembler,
+      saved.files.map((f) => f.name),
+      modelDir,
+    );
     this.log.info('model saved', { dir: modelDir, files: files.join(',') });
     return { files: files.map((f) => join('model', f)), predictions: saved.predictions, fit: saved.fit };
   }
@@ -934,7 +978,8 @@ export class Coordinator extends EventEmitter {
         finish(new StepFailedError(`rank 0 (${rank0}) did not deliver ${what} within ${timeoutMs} ms${missing}`, [0]));
       }, timeoutMs);
       const watch = setInterval(() => {
-        if (this.lostMembers().includes(0)) finish(new StepFailedError(`rank 0 (${rank0}) was lost while sending ${what}`, [0]));
+        if (this.lostMembers().includes(0))
+          finish(new StepFailedError(`rank 0 (${rank0}) was lost while sending ${what}`, [0]));
       }, 200);
       const waiter = (r: Report) => {
         if (r.type === 'failed' && r.workerId === rank0) {

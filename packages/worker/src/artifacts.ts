@@ -3,7 +3,14 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeMessage, maxPayload, reportSchema, splitChunks, type NatsConnection, type TrainableModel } from '@tfjs-ddp/common';
+import {
+  encodeMessage,
+  maxPayload,
+  reportSchema,
+  splitChunks,
+  type NatsConnection,
+  type TrainableModel,
+} from '@tfjs-ddp/common';
 
 /** Room left in each message for the msgpack envelope around a chunk. */
 const ENVELOPE_BYTES = 4096;
@@ -20,7 +27,19 @@ export async function shipFiles(
   for (const { name, data } of files) {
     const chunks = splitChunks(data, chunkBytes);
     for (let index = 0; index < chunks.length; index++) {
-      nc.publish(subject, encodeMessage(reportSchema, { type: 'artifact', job, workerId, id, name, index, total: chunks.length, data: chunks[index] }));
+      nc.publish(
+        subject,
+        encodeMessage(reportSchema, {
+          type: 'artifact',
+          job,
+          workerId,
+          id,
+          name,
+          index,
+          total: chunks.length,
+          data: chunks[index],
+        }),
+      );
       await nc.flush();
     }
   }
@@ -39,7 +58,9 @@ export async function shipModel(
   try {
     await model.save(dir);
     const names = (await readdir(dir)).sort();
-    const files = await Promise.all(names.map(async (name) => ({ name, data: new Uint8Array(await readFile(join(dir, name))) })));
+    const files = await Promise.all(
+      names.map(async (name) => ({ name, data: new Uint8Array(await readFile(join(dir, name))) })),
+    );
     return await shipFiles(nc, subject, job, workerId, id, files);
   } finally {
     await rm(dir, { recursive: true, force: true });

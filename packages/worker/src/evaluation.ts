@@ -11,7 +11,6 @@ import {
 } from '@tfjs-ddp/common';
 import { BatchBuffers, range } from './batch.js';
 
-
 const EVAL_BATCH = 512;
 
 /**

@@ -44,7 +44,11 @@ export async function register(
         throw new RegistrationRefusedError(
           `the coordinator refused this worker: ${r.value.reason ?? 'no reason given'}`,
         );
-      log.info('registered with the coordinator', { job: request.job, workerId: request.workerId, instance: r.value.instance });
+      log.info('registered with the coordinator', {
+        job: request.job,
+        workerId: request.workerId,
+        instance: r.value.instance,
+      });
       return r.value.instance;
     } catch (err) {
       if (err instanceof RegistrationRefusedError) throw err;

@@ -23,11 +23,12 @@ function bytesOf(a: Float32Array | Int32Array): Uint8Array {
 
 /** Copies into a fresh, aligned buffer: decoded byte strings may sit at any offset. */
 function floats(b: Uint8Array): Float32Array {
-  return new Float32Array(b.slice().buffer);
+  // new Uint8Array(view) copies; a Node Buffer's slice() would not.
+  return new Float32Array(new Uint8Array(b).buffer);
 }
 
 function ints(b: Uint8Array): Int32Array {
-  return new Int32Array(b.slice().buffer);
+  return new Int32Array(new Uint8Array(b).buffer);
 }
 
 export async function encodeState(
@@ -56,7 +57,9 @@ export function decodeState(bytes: Uint8Array, expectedWeights: number): Replica
   };
   const weights = floats(raw.weights);
   if (weights.length !== expectedWeights) {
-    throw new Error(`the state holds ${weights.length} parameters but this model has ${expectedWeights}; it belongs to another model`);
+    throw new Error(
+      `the state holds ${weights.length} parameters but this model has ${expectedWeights}; it belongs to another model`,
+    );
   }
   return {
     weights,
@@ -64,7 +67,12 @@ export function decodeState(bytes: Uint8Array, expectedWeights: number): Replica
     // States written before hooks existed carry none: the hook starts fresh.
     hook: raw.hook instanceof Uint8Array ? new Uint8Array(raw.hook) : new Uint8Array(0),
     optimizer: {
-      entries: raw.optimizer.map((e) => ({ name: e.name, shape: e.shape, dtype: e.dtype, values: e.dtype === 'int32' ? ints(e.values) : floats(e.values) })),
+      entries: raw.optimizer.map((e) => ({
+        name: e.name,
+        shape: e.shape,
+        dtype: e.dtype,
+        values: e.dtype === 'int32' ? ints(e.values) : floats(e.values),
+      })),
     },
   };
 }

@@ -122,7 +122,13 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerResult> {
       built,
       observer: metrics.observer(opts.observer ?? createCountingObserver({ log: log.child('collective') })),
       metrics,
-      registration: { job: spec.name, workerId, specHash: opts.specHash, backend: backend.name, sizes: datasetSizes(data) },
+      registration: {
+        job: spec.name,
+        workerId,
+        specHash: opts.specHash,
+        backend: backend.name,
+        sizes: datasetSizes(data),
+      },
     });
     const sub = nc.subscribe(subjects.control, { callback: (_e, m) => runtime.receive(m) });
     await nc.flush();
@@ -394,7 +400,9 @@ class WorkerRuntime {
     if (this.rank !== 0) return;
     this.step.getWeights(this.weights);
     const bytes = await encodeState(this.weights, this.optimizer, this.appliedStep, this.hook.state());
-    await shipFiles(this.nc, this.subjects.report, this.spec.name, this.workerId, id, [{ name: 'state.bin', data: bytes }]);
+    await shipFiles(this.nc, this.subjects.report, this.spec.name, this.workerId, id, [
+      { name: 'state.bin', data: bytes },
+    ]);
     this.report({ type: 'saved', id, files: [{ name: 'state.bin', bytes: bytes.length }], predictions: [] });
   }
 

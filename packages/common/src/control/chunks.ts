@@ -45,5 +45,7 @@ export class ChunkAssembler {
 /** Splits `data` into chunks of at most `chunkBytes` (one empty chunk for empty data). */
 export function splitChunks(data: Uint8Array, chunkBytes: number): Uint8Array[] {
   const total = Math.max(1, Math.ceil(data.length / chunkBytes));
-  return Array.from({ length: total }, (_, i) => data.subarray(i * chunkBytes, Math.min(data.length, (i + 1) * chunkBytes)));
+  return Array.from({ length: total }, (_, i) =>
+    data.subarray(i * chunkBytes, Math.min(data.length, (i + 1) * chunkBytes)),
+  );
 }

@@ -71,7 +71,15 @@ export const commandSchema = z.discriminatedUnion('type', [
   /** Rank 0 ships its state to the coordinator as artifact chunks named state.bin (a checkpoint). */
   z.object({ ...base, type: z.literal('checkpoint'), gen: int, id: int }),
   /** One chunk of a state every member loads (resuming from a checkpoint). */
-  z.object({ ...base, type: z.literal('load'), gen: int, id: int, index: int, total: z.number().int().positive(), data: z.custom<Uint8Array>((v) => v instanceof Uint8Array, { message: "expected bytes" }) }),
+  z.object({
+    ...base,
+    type: z.literal('load'),
+    gen: int,
+    id: int,
+    index: int,
+    total: z.number().int().positive(),
+    data: z.custom<Uint8Array>((v) => v instanceof Uint8Array, { message: 'expected bytes' }),
+  }),
   z.object({
     ...base,
     type: z.literal('step'),
@@ -125,7 +133,14 @@ export type EvalSums = z.infer<typeof evalSumsSchema>;
 
 /** Workers → coordinator. */
 export const reportSchema = z.discriminatedUnion('type', [
-  z.object({ ...base, type: z.literal('joined'), workerId, gen: int, rank: int, appliedStep: z.number().int().min(-1) }),
+  z.object({
+    ...base,
+    type: z.literal('joined'),
+    workerId,
+    gen: int,
+    rank: int,
+    appliedStep: z.number().int().min(-1),
+  }),
   z.object({ ...base, type: z.literal('ready'), workerId, gen: int, rank: int, hash: z.string().max(128) }),
   z.object({
     ...base,
@@ -174,7 +189,10 @@ export const reportSchema = z.discriminatedUnion('type', [
     files: z.array(z.object({ name: z.string().max(256), bytes: int })).max(64),
     predictions: z.array(z.array(float)).max(1024),
     /** For a regression on one feature: test points as [x, y, prediction], for the report's fitted line. */
-    fit: z.array(z.tuple([float, float, float])).max(1024).optional(),
+    fit: z
+      .array(z.tuple([float, float, float]))
+      .max(1024)
+      .optional(),
   }),
   z.object({
     ...base,
@@ -184,7 +202,7 @@ export const reportSchema = z.discriminatedUnion('type', [
     name: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/),
     index: int,
     total: z.number().int().positive(),
-    data: z.custom<Uint8Array>((v) => v instanceof Uint8Array, { message: "expected bytes" }),
+    data: z.custom<Uint8Array>((v) => v instanceof Uint8Array, { message: 'expected bytes' }),
   }),
 ]);
 export type Report = z.infer<typeof reportSchema>;

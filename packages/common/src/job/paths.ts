@@ -45,7 +45,8 @@ export function resolveSpecPaths(spec: JobSpec, baseDir: string): JobSpec {
     output: resolve(baseDir, spec.output),
     checkpoint: {
       ...spec.checkpoint,
-      ...(spec.checkpoint.dir && !spec.checkpoint.dir.includes('://') && { dir: resolve(baseDir, spec.checkpoint.dir) }),
+      ...(spec.checkpoint.dir &&
+        !spec.checkpoint.dir.includes('://') && { dir: resolve(baseDir, spec.checkpoint.dir) }),
     },
   };
 }

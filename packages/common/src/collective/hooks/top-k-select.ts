@@ -1,11 +1,16 @@
-// Finds the k largest magnitudes of a gradient in about one pass. A strided sample of the
-// magnitudes gives a threshold that about 2k elements pass; the pass that forms g + residual also
+// Finds the k largest magnitudes of a gradient in about one pass. A sample of the magnitudes (runs
+// spread over the buffer) gives a threshold that about 2k elements pass; the pass that forms g + residual also
 // collects those candidates, and an exact selection among the candidates picks the k. When the
 // sample misjudged and fewer than k pass, the threshold is lowered and the candidates collected
 // again (it ends at "every element"), so the result is always the exact top k.
 
-/** Sample size for the threshold: enough that its quantiles are within a few percent. */
-const SAMPLE = 65_536;
+/**
+ * The threshold's sample: RUNS runs of RUN consecutive elements spread evenly over the buffer.
+ * Runs read whole cache lines; 65536 scattered elements of a 64 MiB buffer took about 6 ms on one
+ * core, mostly cache misses.
+ */
+const RUN = 64;
+const RUNS = 256;
 /** Candidates aimed for, as a multiple of k, so a sample that underestimates rarely needs a second pass. */
 const HEADROOM = 2;
 
@@ -23,7 +28,7 @@ export class TopKSelector {
     if (!Number.isSafeInteger(k) || k < 0 || k > length) {
       throw new RangeError(`expected k in [0, ${length}], got ${k}`);
     }
-    this.sample = new Float32Array(Math.min(length, SAMPLE));
+    this.sample = new Float32Array(Math.min(length, RUN * RUNS));
   }
 
   /**
@@ -61,9 +66,13 @@ export class TopKSelector {
   private sampleMagnitudes(g: Float32Array, residual: Float32Array): Float32Array {
     const s = this.sample;
     const n = this.length;
-    for (let j = 0; j < s.length; j++) {
-      const i = Math.floor((j * n) / s.length);
-      s[j] = magnitude(g[i] + residual[i]);
+    if (s.length === n) {
+      for (let i = 0; i < n; i++) s[i] = magnitude(g[i] + residual[i]);
+    } else {
+      for (let run = 0; run < RUNS; run++) {
+        const from = Math.floor((run * (n - RUN)) / (RUNS - 1));
+        for (let j = 0; j < RUN; j++) s[run * RUN + j] = magnitude(g[from + j] + residual[from + j]);
+      }
     }
     return s.sort();
   }
@@ -116,6 +125,10 @@ function thresholdFor(sorted: Float32Array, target: number, length: number): num
 /**
  * sum = g + residual, and the elements whose magnitude reaches `threshold` into `at` (index) and
  * `vals`; returns how many, or -1 when they did not fit (sum is complete either way).
+ *
+ * Four elements a turn with one test for all four: on 16 Mi floats (one core, about 0.2% passing)
+ * this took about 30 ms where the one-at-a-time loop took about 55 ms; the loop is bound by
+ * instructions, not memory (a 64 MiB memcpy takes 6 ms).
  */
 function addAndCollect(
   g: Float32Array,
@@ -125,21 +138,57 @@ function addAndCollect(
   at: Int32Array,
   vals: Float32Array,
 ): number {
-  let n = 0;
   const cap = at.length;
-  for (let i = 0; i < g.length; i++) {
-    const x = g[i] + residual[i];
-    sum[i] = x;
+  const len = Math.min(g.length, residual.length, sum.length);
+  let n = 0;
+  let i = 0;
+  for (; i + 4 <= len; i += 4) {
+    // Rounded as stored, so the threshold judges the same value the selection later compares.
+    const x0 = Math.fround(g[i] + residual[i]);
+    const x1 = Math.fround(g[i + 1] + residual[i + 1]);
+    const x2 = Math.fround(g[i + 2] + residual[i + 2]);
+    const x3 = Math.fround(g[i + 3] + residual[i + 3]);
+    sum[i] = x0;
+    sum[i + 1] = x1;
+    sum[i + 2] = x2;
+    sum[i + 3] = x3;
     // Written so that NaN passes: it must be sent, not hidden in the residual.
+    if (!(
+      Math.abs(x0) < threshold &&
+      Math.abs(x1) < threshold &&
+      Math.abs(x2) < threshold &&
+      Math.abs(x3) < threshold
+    )) {
+      n = collectRange(sum, i, i + 4, threshold, at, vals, n, cap);
+    }
+  }
+  for (; i < len; i++) sum[i] = g[i] + residual[i];
+  n = collectRange(sum, len - (len % 4), len, threshold, at, vals, n, cap);
+  return n > cap ? -1 : n;
+}
+
+/** Appends the elements of sum[from, to) that reach `threshold`; counts past `cap` without storing. */
+function collectRange(
+  sum: Float32Array,
+  from: number,
+  to: number,
+  threshold: number,
+  at: Int32Array,
+  vals: Float32Array,
+  n: number,
+  cap: number,
+): number {
+  for (let j = from; j < to; j++) {
+    const x = sum[j];
     if (!(Math.abs(x) < threshold)) {
       if (n < cap) {
-        at[n] = i;
+        at[n] = j;
         vals[n] = x;
       }
       n++;
     }
   }
-  return n > cap ? -1 : n;
+  return n;
 }
 
 function collect(sum: Float32Array, threshold: number, at: Int32Array, vals: Float32Array): number {

@@ -1,0 +1,101 @@
+// Command-line flags of `npm run bench:compare`, parsed and checked once.
+import { parseArgs } from 'node:util';
+
+export const USAGE = `Usage: npm run bench:compare -- [options]
+
+Times our all-reduce (ranks as processes over one nats-server) and torch.distributed's gloo
+all_reduce on the same machine in one run, with the raw NATS bandwidth of the same run as the limit.
+
+Options:
+  --sizes LIST    buffer sizes in KiB of fp32 (default 64,4096,16384,65536: 64 KiB, 4, 16, 64 MiB)
+  --world LIST    world sizes, each >= 2 (default 2,4)
+  --ours LIST     our variants (default f32,f16,bf16,topk:0.01,topk:0.001,powersgd:4):
+                    f32, f16, bf16          the plain all-reduce with that wire format
+                    topk:RATIO              top-k with error feedback, k = RATIO of the elements
+                    powersgd:RANK           PowerSGD at that rank (the buffer as one square-ish matrix)
+  --iters N       timed operations per case (default: 50 up to 1 MiB, 10 up to 16 MiB, 5 above)
+  --warmup N      untimed operations before each case (default 3)
+  --raw-mib N     MiB sent for the raw NATS bandwidth figure (default 256)
+  --json          print one JSON document instead of the table
+  --help          print this help
+
+Needs torch and numpy for the gloo side (pip install torch numpy); set TFJS_DDP_PYTHON to pick the interpreter.
+`;
+
+const VARIANT = /^(f32|f16|bf16)$|^topk:(\d*\.?\d+(?:e-?\d+)?)$|^powersgd:(\d+)$/;
+
+/** @param {string[]} argv */
+export function parseCompareArgs(argv) {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        sizes: { type: 'string', default: '64,4096,16384,65536' },
+        world: { type: 'string', default: '2,4' },
+        ours: { type: 'string', default: 'f32,f16,bf16,topk:0.01,topk:0.001,powersgd:4' },
+        iters: { type: 'string' },
+        warmup: { type: 'string', default: '3' },
+        'raw-mib': { type: 'string', default: '256' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new Error(`${err.message}\n\n${USAGE}`, { cause: err });
+  }
+  return {
+    sizesKiB: list(values.sizes, '--sizes', (s) => {
+      const n = Number(s);
+      if (!Number.isInteger(n) || n < 1) throw new Error(`--sizes: expected whole KiB >= 1, got "${s}"`);
+      return n;
+    }),
+    worldSizes: list(values.world, '--world', (s) => {
+      const n = Number(s);
+      if (!Number.isInteger(n) || n < 2)
+        throw new Error(`--world: expected world sizes of at least 2 ranks, got "${s}"`);
+      return n;
+    }),
+    variants: list(values.ours, '--ours', parseVariant),
+    iters: values.iters === undefined ? undefined : count(values.iters, '--iters', 1),
+    warmup: count(values.warmup, '--warmup', 0),
+    rawMiB: count(values['raw-mib'], '--raw-mib', 1),
+    json: values.json,
+    help: values.help,
+  };
+}
+
+/** A variant's name and what runs it: a wire dtype for the plain all-reduce, or a hook spec. */
+function parseVariant(s) {
+  const m = VARIANT.exec(s);
+  if (!m) throw new Error(`--ours: expected f32, f16, bf16, topk:RATIO or powersgd:RANK, got "${s}"`);
+  if (m[1]) return { name: s, dtype: m[1] };
+  if (m[2]) {
+    const ratio = Number(m[2]);
+    if (!(ratio > 0 && ratio <= 1)) throw new Error(`--ours: expected a top-k ratio in (0, 1], got "${s}"`);
+    return { name: s, hook: { type: 'topk', ratio } };
+  }
+  return { name: s, hook: { type: 'powersgd', rank: count(m[3], '--ours powersgd rank', 1) } };
+}
+
+/** Timed operations for a buffer of `kib` KiB: small ones are quick and noisy, so more of them. */
+export function itersFor(args, kib) {
+  return args.iters ?? (kib <= 1024 ? 50 : kib <= 16384 ? 10 : 5);
+}
+
+function list(text, flag, parse) {
+  const items = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (items.length === 0) throw new Error(`${flag}: expected a comma-separated list, got "${text}"`);
+  return [...new Set(items)].map(parse);
+}
+
+function count(s, flag, min) {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${flag}: expected an integer >= ${min}, got "${s}"`);
+  return n;
+}

@@ -1,0 +1,134 @@
+// `npm run bench:scaling`: samples/s of the Fashion-MNIST MLP and CNN with 1, 2 and 4 workers and
+// the scaling efficiency, beside PyTorch DDP (gloo) training the same layers with the same global
+// batch and optimizer, one compute thread per worker on both sides, one machine, one run.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import { join } from 'node:path';
+import { startNatsServer } from '@tfjs-ddp/common';
+import { describeMachine } from './allreduce/machine.mjs';
+import { findTorch, killPythonPeers, runTorchRanks } from './peers/python.mjs';
+import { USAGE, parseScalingArgs } from './scaling/args.mjs';
+import { FASHION_DIR, checkFashion, fashionSource, fashionSubsetSource } from './scaling/fashion.mjs';
+import { trainOurs } from './scaling/ours.mjs';
+import { toJson, toText } from './scaling/report.mjs';
+
+const DDP = new URL('./peers/ddp_train.py', import.meta.url);
+/** The example jobs' global batches (examples/jobs/fashion-*.yaml). */
+const BATCH = { mlp: 128, cnn: 64 };
+const FULL_TRAIN = 60_000;
+
+const progress = (line) => process.stderr.write(`bench: ${line}\n`);
+
+let server;
+let dir;
+async function shutdown() {
+  killPythonPeers();
+  await server?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+}
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    progress(`${signal} received, stopping`);
+    void shutdown().finally(() => process.exit(130));
+  });
+}
+
+/** The job: one epoch over `samples` training samples, Adam 1e-3, nothing evaluated. */
+function jobSpec(model, workers, train) {
+  return {
+    name: `scaling-${model}-${workers}`,
+    model: { zoo: model },
+    data: { train },
+    optimizer: { type: 'adam', learningRate: 1e-3 },
+    loss: 'sparseCategoricalCrossentropy',
+    batchSize: BATCH[model],
+    epochs: 1,
+    seed: 42,
+    // The hash check costs a step now and then; PyTorch DDP has none to match.
+    hashCheckEvery: 0,
+    timeouts: { stepMs: 300_000 },
+    workers: { min: workers },
+  };
+}
+
+async function main() {
+  let args;
+  try {
+    args = parseScalingArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${err.message}\n`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  let torch;
+  try {
+    checkFashion();
+    torch = await findTorch();
+  } catch (err) {
+    process.stderr.write(`bench:scaling cannot run: ${err.message}\n`);
+    return 3;
+  }
+  const machine = await describeMachine();
+  const loadBefore = os.loadavg()[0];
+  dir = await mkdtemp(join(os.tmpdir(), 'tfjs-ddp-scaling-'));
+  server = await startNatsServer({ jetstream: false });
+  try {
+    const rows = [];
+    for (const model of args.models) {
+      const samples = Math.min(args.samples[model], FULL_TRAIN);
+      const train = samples === FULL_TRAIN ? fashionSource('train') : await fashionSubsetSource(dir, 'train', samples);
+      const base = {};
+      for (const workers of args.workers) {
+        progress(`${model}, ${workers} worker(s), ${samples} samples: ours`);
+        const { summary } = await trainOurs({
+          spec: jobSpec(model, workers, train),
+          workers,
+          dir,
+          nats: server.url,
+          progress,
+        });
+        const phases = summary.history.phaseMeans.at(-1);
+        progress(`  ${Math.round(summary.samplesPerSec)} samples/s; torch DDP`);
+        const t = await runTorchRanks(
+          torch.python,
+          DDP,
+          workers,
+          ['--model', model, '--data', FASHION_DIR, '--batch', `${BATCH[model]}`, '--train-samples', `${samples}`],
+          { timeoutMs: 900_000, progress },
+        );
+        progress(`  ${Math.round(t.samplesPerSec)} samples/s`);
+        if (workers === 1) Object.assign(base, { ours: summary.samplesPerSec, torch: t.samplesPerSec });
+        rows.push({
+          model,
+          batch: BATCH[model],
+          samples,
+          workers,
+          ours: {
+            samplesPerSec: summary.samplesPerSec,
+            efficiency: summary.samplesPerSec / (workers * base.ours),
+            backends: [...new Set(Object.values(summary.backends))],
+            phases,
+          },
+          torch: { samplesPerSec: t.samplesPerSec, efficiency: t.samplesPerSec / (workers * base.torch) },
+        });
+      }
+    }
+    const run = { machine, load: { before: loadBefore, after: os.loadavg()[0] }, torch: torch.torch, rows };
+    process.stdout.write(`${args.json ? toJson(run) : toText(run)}\n`);
+    return 0;
+  } finally {
+    await shutdown();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  async (err) => {
+    process.stderr.write(`bench:scaling failed: ${err.stack ?? err}\n`);
+    await shutdown();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,63 @@
+// Renders bench:scaling: samples/s and scaling efficiency of ours and PyTorch DDP side by side, with
+// where our step time goes, or one JSON document.
+const ms = (s) => (s * 1000).toFixed(1);
+
+export function toJson(run) {
+  return JSON.stringify(
+    {
+      ...run,
+      method: {
+        samplesPerSec:
+          'ours: the job summary (training samples / epoch seconds, evaluation excluded); torch: samples / time between barriers around the epoch',
+        efficiency: 'samplesPerSec(N) / (N * samplesPerSec(1))',
+        phases: "our mean seconds per step and rank: the workers' own step timings",
+      },
+    },
+    null,
+    2,
+  );
+}
+
+export function toText(run) {
+  const { machine, load, torch, rows } = run;
+  const lines = [
+    `tfjs-ddp vs PyTorch DDP (gloo): training throughput, ${machine.date}`,
+    `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}; node ${machine.node}, torch ${torch}`,
+    `load average (1 min) before ${load.before.toFixed(2)}, after ${load.after.toFixed(2)}`,
+    'ours: local cluster, wasm backend, one thread per worker; torch: one process per rank, torch.set_num_threads(1)',
+    'efficiency = samples/s with N workers / (N x samples/s with 1); step phases are our mean ms per step and rank',
+    '',
+  ];
+  const header = [
+    'model',
+    'batch',
+    'samples',
+    'N',
+    'ours/s',
+    'eff',
+    'torch/s',
+    'eff',
+    'compute',
+    'allreduce',
+    'apply',
+    'wait',
+  ];
+  const body = rows.map((r) => [
+    r.model,
+    `${r.batch}`,
+    `${r.samples}`,
+    `${r.workers}`,
+    `${Math.round(r.ours.samplesPerSec)}`,
+    r.ours.efficiency.toFixed(2),
+    `${Math.round(r.torch.samplesPerSec)}`,
+    r.torch.efficiency.toFixed(2),
+    ms(r.ours.phases.compute),
+    ms(r.ours.phases.allreduce),
+    ms(r.ours.phases.apply),
+    ms(r.ours.phases.wait),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  lines.push(line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line));
+  return lines.join('\n');
+}

@@ -1,0 +1,148 @@
+// `npm run bench:tta`: wall time to 0.85 test accuracy on Fashion-MNIST with the MLP and 2 workers,
+// for each communication hook (allreduce.compression), beside PyTorch DDP (gloo) training the same
+// layers with the same global batch and optimizer. The test set is the job's validation set, so it
+// is evaluated after every epoch; a run stops at the first epoch that reaches the target.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import { join } from 'node:path';
+import { startNatsServer } from '@tfjs-ddp/common';
+import { describeMachine } from './allreduce/machine.mjs';
+import { findTorch, killPythonPeers, runTorchRanks } from './peers/python.mjs';
+import { FASHION_DIR, checkFashion, fashionSource } from './scaling/fashion.mjs';
+import { trainOurs } from './scaling/ours.mjs';
+import { USAGE, parseTtaArgs } from './time-to-accuracy/args.mjs';
+import { toJson, toText } from './time-to-accuracy/report.mjs';
+
+const DDP = new URL('./peers/ddp_train.py', import.meta.url);
+const BATCH = 128;
+
+const progress = (line) => process.stderr.write(`bench: ${line}\n`);
+
+let server;
+let dir;
+async function shutdown() {
+  killPythonPeers();
+  await server?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+}
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    progress(`${signal} received, stopping`);
+    void shutdown().finally(() => process.exit(130));
+  });
+}
+
+async function main() {
+  let args;
+  try {
+    args = parseTtaArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${err.message}\n`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  let torch;
+  try {
+    checkFashion();
+    torch = await findTorch();
+  } catch (err) {
+    process.stderr.write(`bench:tta cannot run: ${err.message}\n`);
+    return 3;
+  }
+  const machine = await describeMachine();
+  const loadBefore = os.loadavg()[0];
+  dir = await mkdtemp(join(os.tmpdir(), 'tfjs-ddp-tta-'));
+  server = await startNatsServer({ jetstream: false });
+  try {
+    const rows = [];
+    for (const hook of args.hooks) {
+      progress(`${hook.name}: up to ${args.maxEpochs} epochs on ${args.workers} workers`);
+      const spec = {
+        name: `tta-${hook.name.replace(/[^A-Za-z0-9_-]/g, '-')}`,
+        model: { zoo: 'mlp' },
+        data: { train: fashionSource('train'), validation: fashionSource('t10k') },
+        optimizer: { type: 'adam', learningRate: 1e-3 },
+        loss: 'sparseCategoricalCrossentropy',
+        metrics: ['accuracy'],
+        batchSize: BATCH,
+        epochs: args.maxEpochs,
+        seed: 42,
+        hashCheckEvery: 0,
+        allreduce: { compression: hook.compression },
+        workers: { min: args.workers },
+      };
+      let reached;
+      let trainSeconds = 0;
+      const { epochs } = await trainOurs({
+        spec,
+        workers: args.workers,
+        dir,
+        nats: server.url,
+        progress,
+        onEpoch: (e) => {
+          trainSeconds += e.seconds;
+          if (reached || e.validation.accuracy < args.target) return false;
+          reached = { epoch: e.epoch, trainSeconds };
+          return true;
+        },
+      });
+      if (reached) reached.wallSeconds = epochs[reached.epoch].atSeconds;
+      rows.push({
+        name: hook.name,
+        compression: hook.compression,
+        reached,
+        accuracies: epochs.map((e) => e.validation.accuracy),
+        samplesPerSec: epochs.reduce((s, e) => s + e.samples, 0) / epochs.reduce((s, e) => s + e.seconds, 0),
+      });
+    }
+    progress(`PyTorch DDP: up to ${args.maxEpochs} epochs on ${args.workers} ranks`);
+    const t = await runTorchRanks(
+      torch.python,
+      DDP,
+      args.workers,
+      [
+        '--model',
+        'mlp',
+        '--data',
+        FASHION_DIR,
+        '--batch',
+        `${BATCH}`,
+        '--epochs',
+        `${args.maxEpochs}`,
+        '--target',
+        `${args.target}`,
+      ],
+      { timeoutMs: 1_800_000, progress },
+    );
+    rows.push({
+      name: 'torch DDP',
+      reached: t.reached,
+      accuracies: t.epochs.map((e) => e.testAccuracy),
+      samplesPerSec: t.samplesPerSec,
+    });
+    const run = {
+      machine,
+      load: { before: loadBefore, after: os.loadavg()[0] },
+      torch: torch.torch,
+      target: args.target,
+      workers: args.workers,
+      rows,
+    };
+    process.stdout.write(`${args.json ? toJson(run) : toText(run)}\n`);
+    return 0;
+  } finally {
+    await shutdown();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  async (err) => {
+    process.stderr.write(`bench:tta failed: ${err.stack ?? err}\n`);
+    await shutdown();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,66 @@
+// Command-line flags of `npm run bench:tta`, parsed and checked once.
+import { parseArgs } from 'node:util';
+
+export const USAGE = `Usage: npm run bench:tta -- [options]
+
+Wall time to a test accuracy on Fashion-MNIST with the MLP, for each communication hook, beside
+PyTorch DDP (gloo) training the same layers with the same global batch and optimizer.
+
+Options:
+  --hooks LIST       hooks (default none,f16,bf16,topk:0.01,topk:0.1,powersgd:4):
+                       none, f16, bf16, topk:RATIO, powersgd:RANK
+  --target X         test accuracy to reach (default 0.85)
+  --workers N        workers and torch ranks (default 2)
+  --max-epochs N     give up after this many epochs (default 10)
+  --json             print one JSON document instead of the table
+  --help             print this help
+
+Needs torch and numpy for the PyTorch side (pip install torch numpy); set TFJS_DDP_PYTHON to pick the interpreter.
+`;
+
+const HOOK = /^(none|f16|bf16)$|^topk:(\d*\.?\d+)$|^powersgd:(\d+)$/;
+
+export function parseTtaArgs(argv) {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        hooks: { type: 'string', default: 'none,f16,bf16,topk:0.01,topk:0.1,powersgd:4' },
+        target: { type: 'string', default: '0.85' },
+        workers: { type: 'string', default: '2' },
+        'max-epochs': { type: 'string', default: '10' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new Error(`${err.message}\n\n${USAGE}`, { cause: err });
+  }
+  const target = Number(values.target);
+  if (!(target > 0 && target < 1)) throw new Error(`--target: expected an accuracy in (0, 1), got "${values.target}"`);
+  return {
+    hooks: [...new Set(values.hooks.split(',').map((s) => s.trim()))].map(parseHook),
+    target,
+    workers: count(values.workers, '--workers'),
+    maxEpochs: count(values['max-epochs'], '--max-epochs'),
+    json: values.json,
+    help: values.help,
+  };
+}
+
+function parseHook(s) {
+  const m = HOOK.exec(s);
+  if (!m) throw new Error(`--hooks: expected none, f16, bf16, topk:RATIO or powersgd:RANK, got "${s}"`);
+  if (m[1]) return { name: s, compression: { type: m[1] } };
+  if (m[2]) return { name: s, compression: { type: 'topk', ratio: Number(m[2]) } };
+  return { name: s, compression: { type: 'powersgd', rank: Number(m[3]) } };
+}
+
+function count(s, flag) {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag}: expected a whole number >= 1, got "${s}"`);
+  return n;
+}
