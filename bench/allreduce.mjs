@@ -9,6 +9,7 @@ import {
   startNatsServer,
 } from '@tfjs-ddp/common';
 import { USAGE, itersFor, parseBenchArgs } from './allreduce/args.mjs';
+import { progress, runBench } from './runner.mjs';
 import { describeMachine } from './allreduce/machine.mjs';
 import { killAllPeers } from './allreduce/peer.mjs';
 import { measureRawBandwidth } from './allreduce/raw-bandwidth.mjs';
@@ -20,34 +21,13 @@ const MIB = 2 ** 20;
 const MAX_PAYLOAD = 8 * MIB;
 const RAW_REPEATS_EACH_SIDE = 3;
 
-const progress = (line) => process.stderr.write(`bench: ${line}\n`);
-
 let server;
-let interrupted = false;
 async function shutdown() {
   killAllPeers();
   await server?.stop();
 }
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.on(signal, () => {
-    interrupted = true;
-    progress(`${signal} received, stopping the ranks and nats-server`);
-    void shutdown().finally(() => process.exit(130));
-  });
-}
 
-async function main() {
-  let args;
-  try {
-    args = parseBenchArgs(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${err.message}\n`);
-    return 2;
-  }
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+async function main(args) {
   const machine = await describeMachine();
   server = await startNatsServer({ maxPayload: MAX_PAYLOAD, jetstream: false });
   progress(`nats-server at ${server.url}, max_payload ${MAX_PAYLOAD} B`);
@@ -129,13 +109,4 @@ function describeCase({ world, sizeMiB, dtype, fp32Bytes, iters, r }) {
   };
 }
 
-main().then(
-  (code) => process.exit(code),
-  async (err) => {
-    // After a signal the ranks die on purpose; their exits are not the failure to report.
-    if (interrupted) return;
-    process.stderr.write(`bench:allreduce failed: ${err.stack ?? err}\n`);
-    await shutdown();
-    process.exit(1);
-  },
-);
+runBench({ name: 'allreduce', parse: parseBenchArgs, usage: USAGE, main, shutdown });

@@ -11,6 +11,7 @@ import {
   natsCollectiveOptionsSchema,
   startNatsServer,
 } from '@tfjs-ddp/common';
+import { progress, runBench } from './runner.mjs';
 import { describeMachine } from './allreduce/machine.mjs';
 import { killAllPeers } from './allreduce/peer.mjs';
 import { measureRawBandwidth } from './allreduce/raw-bandwidth.mjs';
@@ -27,21 +28,11 @@ const MAX_PAYLOAD = 8 * MIB;
 const RAW_REPEATS_EACH_SIDE = 3;
 const GLOO = new URL('./peers/gloo_allreduce.py', import.meta.url);
 
-const progress = (line) => process.stderr.write(`bench: ${line}\n`);
-
 let server;
-let interrupted = false;
 async function shutdown() {
   killAllPeers();
   killPythonPeers();
   await server?.stop();
-}
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.on(signal, () => {
-    interrupted = true;
-    progress(`${signal} received, stopping the ranks and nats-server`);
-    void shutdown().finally(() => process.exit(130));
-  });
 }
 
 /** PowerSGD needs matrices: the buffer as one cols-wide matrix, cols the power of two nearest √L (plus a vector for the rest). */
@@ -51,18 +42,7 @@ function matrixShapes(floats) {
   return floats - rows * cols ? [[rows, cols], [floats - rows * cols]] : [[rows, cols]];
 }
 
-async function main() {
-  let args;
-  try {
-    args = parseCompareArgs(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${err.message}\n`);
-    return 2;
-  }
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+async function main(args) {
   let torch;
   try {
     torch = await findTorch();
@@ -212,12 +192,4 @@ function verdicts(cases) {
   return out;
 }
 
-main().then(
-  (code) => process.exit(code),
-  async (err) => {
-    if (interrupted) return;
-    process.stderr.write(`bench:compare failed: ${err.stack ?? err}\n`);
-    await shutdown();
-    process.exit(1);
-  },
-);
+runBench({ name: 'compare', parse: parseCompareArgs, usage: USAGE, main, shutdown });

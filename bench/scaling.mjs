@@ -5,6 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { startNatsServer } from '@tfjs-ddp/common';
+import { progress, runBench } from './runner.mjs';
 import { describeMachine } from './allreduce/machine.mjs';
 import { findTorch, killPythonPeers, runTorchRanks } from './peers/python.mjs';
 import { USAGE, parseScalingArgs } from './scaling/args.mjs';
@@ -17,20 +18,12 @@ const DDP = new URL('./peers/ddp_train.py', import.meta.url);
 const BATCH = { mlp: 128, cnn: 64 };
 const FULL_TRAIN = 60_000;
 
-const progress = (line) => process.stderr.write(`bench: ${line}\n`);
-
 let server;
 let dir;
 async function shutdown() {
   killPythonPeers();
   await server?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
-}
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.on(signal, () => {
-    progress(`${signal} received, stopping`);
-    void shutdown().finally(() => process.exit(130));
-  });
 }
 
 /** The job: one epoch over `samples` training samples, Adam 1e-3, nothing evaluated. */
@@ -51,18 +44,7 @@ function jobSpec(model, workers, train) {
   };
 }
 
-async function main() {
-  let args;
-  try {
-    args = parseScalingArgs(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${err.message}\n`);
-    return 2;
-  }
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+async function main(args) {
   let torch;
   try {
     checkFashion();
@@ -124,11 +106,4 @@ async function main() {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  async (err) => {
-    process.stderr.write(`bench:scaling failed: ${err.stack ?? err}\n`);
-    await shutdown();
-    process.exit(1);
-  },
-);
+runBench({ name: 'scaling', parse: parseScalingArgs, usage: USAGE, main, shutdown });

@@ -6,6 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { startNatsServer } from '@tfjs-ddp/common';
+import { progress, runBench } from './runner.mjs';
 import { describeMachine } from './allreduce/machine.mjs';
 import { findTorch, killPythonPeers, runTorchRanks } from './peers/python.mjs';
 import { FASHION_DIR, checkFashion, fashionSource } from './scaling/fashion.mjs';
@@ -16,8 +17,6 @@ import { toJson, toText } from './time-to-accuracy/report.mjs';
 const DDP = new URL('./peers/ddp_train.py', import.meta.url);
 const BATCH = 128;
 
-const progress = (line) => process.stderr.write(`bench: ${line}\n`);
-
 let server;
 let dir;
 async function shutdown() {
@@ -25,25 +24,8 @@ async function shutdown() {
   await server?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 }
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.on(signal, () => {
-    progress(`${signal} received, stopping`);
-    void shutdown().finally(() => process.exit(130));
-  });
-}
 
-async function main() {
-  let args;
-  try {
-    args = parseTtaArgs(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${err.message}\n`);
-    return 2;
-  }
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+async function main(args) {
   let torch;
   try {
     checkFashion();
@@ -138,11 +120,4 @@ async function main() {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  async (err) => {
-    process.stderr.write(`bench:tta failed: ${err.stack ?? err}\n`);
-    await shutdown();
-    process.exit(1);
-  },
-);
+runBench({ name: 'tta', parse: parseTtaArgs, usage: USAGE, main, shutdown });

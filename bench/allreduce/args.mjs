@@ -1,6 +1,6 @@
 // Command-line flags of `npm run bench:allreduce`, parsed and checked once so the rest of the
 // benchmark works with plain validated values.
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../runner.mjs';
 
 export const DTYPES = ['f32', 'f16', 'bf16'];
 
@@ -34,26 +34,20 @@ Options:
 
 /** @param {string[]} argv  @returns {BenchArgs} */
 export function parseBenchArgs(argv) {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        sizes: { type: 'string', default: '1,16,64' },
-        world: { type: 'string', default: '2,4' },
-        dtypes: { type: 'string', default: DTYPES.join(',') },
-        iters: { type: 'string' },
-        warmup: { type: 'string', default: '2' },
-        'raw-mib': { type: 'string', default: '256' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new Error(`${err.message}\n\n${USAGE}`, { cause: err });
-  }
+  const values = parseFlags(
+    argv,
+    {
+      sizes: { type: 'string', default: '1,16,64' },
+      world: { type: 'string', default: '2,4' },
+      dtypes: { type: 'string', default: DTYPES.join(',') },
+      iters: { type: 'string' },
+      warmup: { type: 'string', default: '2' },
+      'raw-mib': { type: 'string', default: '256' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    USAGE,
+  );
   const dtypes = list(values.dtypes, '--dtypes', (s) => {
     if (!DTYPES.includes(s)) throw new Error(`--dtypes: expected one of ${DTYPES.join(', ')}, got "${s}"`);
     return s;

@@ -1,5 +1,5 @@
 // Command-line flags of `npm run bench:compare`, parsed and checked once.
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../runner.mjs';
 
 export const USAGE = `Usage: npm run bench:compare -- [options]
 
@@ -26,26 +26,20 @@ const VARIANT = /^(f32|f16|bf16)$|^topk:(\d*\.?\d+(?:e-?\d+)?)$|^powersgd:(\d+)$
 
 /** @param {string[]} argv */
 export function parseCompareArgs(argv) {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        sizes: { type: 'string', default: '64,4096,16384,65536' },
-        world: { type: 'string', default: '2,4' },
-        ours: { type: 'string', default: 'f32,f16,bf16,topk:0.01,topk:0.001,powersgd:4' },
-        iters: { type: 'string' },
-        warmup: { type: 'string', default: '3' },
-        'raw-mib': { type: 'string', default: '256' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new Error(`${err.message}\n\n${USAGE}`, { cause: err });
-  }
+  const values = parseFlags(
+    argv,
+    {
+      sizes: { type: 'string', default: '64,4096,16384,65536' },
+      world: { type: 'string', default: '2,4' },
+      ours: { type: 'string', default: 'f32,f16,bf16,topk:0.01,topk:0.001,powersgd:4' },
+      iters: { type: 'string' },
+      warmup: { type: 'string', default: '3' },
+      'raw-mib': { type: 'string', default: '256' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    USAGE,
+  );
   return {
     sizesKiB: list(values.sizes, '--sizes', (s) => {
       const n = Number(s);

@@ -1,5 +1,5 @@
 // Command-line flags of `npm run bench:scaling`, parsed and checked once.
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../runner.mjs';
 
 export const USAGE = `Usage: npm run bench:scaling -- [options]
 
@@ -19,24 +19,18 @@ Needs torch and numpy for the PyTorch side (pip install torch numpy); set TFJS_D
 `;
 
 export function parseScalingArgs(argv) {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        models: { type: 'string', default: 'mlp,cnn' },
-        workers: { type: 'string', default: '1,2,4' },
-        'mlp-samples': { type: 'string', default: '60000' },
-        'cnn-samples': { type: 'string', default: '4096' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new Error(`${err.message}\n\n${USAGE}`, { cause: err });
-  }
+  const values = parseFlags(
+    argv,
+    {
+      models: { type: 'string', default: 'mlp,cnn' },
+      workers: { type: 'string', default: '1,2,4' },
+      'mlp-samples': { type: 'string', default: '60000' },
+      'cnn-samples': { type: 'string', default: '4096' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    USAGE,
+  );
   const models = values.models.split(',').map((m) => m.trim());
   for (const m of models) if (m !== 'mlp' && m !== 'cnn') throw new Error(`--models: expected mlp or cnn, got "${m}"`);
   const workers = values.workers.split(',').map((w) => count(w, '--workers'));

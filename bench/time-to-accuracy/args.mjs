@@ -1,5 +1,5 @@
 // Command-line flags of `npm run bench:tta`, parsed and checked once.
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../runner.mjs';
 
 export const USAGE = `Usage: npm run bench:tta -- [options]
 
@@ -21,24 +21,18 @@ Needs torch and numpy for the PyTorch side (pip install torch numpy); set TFJS_D
 const HOOK = /^(none|f16|bf16)$|^topk:(\d*\.?\d+)$|^powersgd:(\d+)$/;
 
 export function parseTtaArgs(argv) {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        hooks: { type: 'string', default: 'none,f16,bf16,topk:0.01,topk:0.1,powersgd:4' },
-        target: { type: 'string', default: '0.85' },
-        workers: { type: 'string', default: '2' },
-        'max-epochs': { type: 'string', default: '10' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new Error(`${err.message}\n\n${USAGE}`, { cause: err });
-  }
+  const values = parseFlags(
+    argv,
+    {
+      hooks: { type: 'string', default: 'none,f16,bf16,topk:0.01,topk:0.1,powersgd:4' },
+      target: { type: 'string', default: '0.85' },
+      workers: { type: 'string', default: '2' },
+      'max-epochs': { type: 'string', default: '10' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    USAGE,
+  );
   const target = Number(values.target);
   if (!(target > 0 && target < 1)) throw new Error(`--target: expected an accuracy in (0, 1), got "${values.target}"`);
   return {
