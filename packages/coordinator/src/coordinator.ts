@@ -32,7 +32,8 @@ import {
   type Logger,
   type MessageObserver,
   type MetricsRegistry,
-  metricsText,
+  startMetricsServer,
+  type MetricsServer,
   type NatsOptions,
   type Report,
 } from '@tfjs-ddp/common';
@@ -42,7 +43,6 @@ import { DirectoryStorage, ObjectStoreStorage } from './checkpoint-storage.js';
 import { EarlyStopping } from './early-stopping.js';
 import { addSums, emptySums, metricsFromSums, type EvalSums } from './evaluation.js';
 import { Throughput, formatProgress, type ProgressEvent } from './progress.js';
-import { startStatusServer, type StatusServer } from './status-server.js';
 import { JobFailedError, StepFailedError } from './errors.js';
 import { RunRecorder, writeReport, type RunHistory } from './report/index.js';
 
@@ -144,7 +144,7 @@ export class Coordinator extends EventEmitter {
   private nextId = 1;
   private readonly waiters = new Set<(r: Report) => void>();
   private status: Record<string, unknown> = { state: 'starting' };
-  private statusServer?: StatusServer;
+  private statusServer?: MetricsServer;
   private readonly subjects;
   private abortError?: Error;
   private readonly aborters = new Set<(err: Error) => void>();
@@ -225,10 +225,10 @@ export class Coordinator extends EventEmitter {
       this.ownsConnection = true;
     }
     if (this.opts.statusAddr) {
-      this.statusServer = await startStatusServer(this.opts.statusAddr, {
-        status: () => ({ job: this.spec.name, ...this.status }),
+      this.statusServer = await startMetricsServer(this.opts.statusAddr, {
+        registry: this.metrics,
         ready: () => this.status.state === 'training',
-        extra: { '/metrics': () => metricsText(this.metrics) },
+        json: { '/status': () => ({ job: this.spec.name, ...this.status }) },
       });
       this.log.info('status endpoint', { url: `http://${this.statusServer.address}/status` });
     }

@@ -4,7 +4,6 @@ export * from './errors.js';
 export * from './early-stopping.js';
 export * from './evaluation.js';
 export * from './progress.js';
-export * from './status-server.js';
 export * from './trace.js';
 export * from './report/index.js';
 export * from './checkpoints.js';

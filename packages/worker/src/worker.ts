@@ -468,6 +468,7 @@ class WorkerRuntime {
       apply: (t4 - t3) / 1000,
       wait,
     };
+    const memory = tf.memory();
     this.report({
       type: 'stepDone',
       gen: this.gen,
@@ -479,9 +480,10 @@ class WorkerRuntime {
       nonFinite,
       timings,
       startedAt: performance.timeOrigin + t0,
-      tensors: tf.memory().numTensors,
+      tensors: memory.numTensors,
       gradNorm,
-      memory: { rssBytes: process.memoryUsage().rss, tensorBytes: tf.memory().numBytes },
+      // rss() alone: process.memoryUsage() walks the whole heap, too dear for every step.
+      memory: { rssBytes: process.memoryUsage.rss(), tensorBytes: memory.numBytes },
     });
     this.lastStepReport = performance.now();
     this.metrics.step({

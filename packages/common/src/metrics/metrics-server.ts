@@ -1,5 +1,6 @@
-// A worker's HTTP endpoint: GET /metrics (Prometheus text format), /healthz (the process answers)
-// and /readyz (it is a member of a generation). Listens on HOST:PORT; port 0 picks a free one.
+// The HTTP endpoint of a worker or the coordinator: GET /metrics (Prometheus text format), /healthz
+// (the process answers), /readyz (a worker is in a generation; the coordinator is training) and any
+// JSON routes the caller adds (the coordinator's /status). Listens on HOST:PORT; port 0 picks a free one.
 import { createServer } from 'node:http';
 import type { Registry } from 'prom-client';
 import { metricsText } from './exposition.js';
@@ -14,6 +15,8 @@ export interface MetricsServer {
 export interface MetricsServerOptions {
   registry: Registry;
   ready: () => boolean;
+  /** More routes, each answered with the JSON of what it returns. */
+  json?: Record<string, () => unknown>;
 }
 
 export function parseHostPort(addr: string): { host: string; port: number } {
@@ -39,6 +42,8 @@ export async function startMetricsServer(addr: string, options: MetricsServerOpt
     if (path === '/healthz') return send(200, 'text/plain', 'ok\n');
     if (path === '/readyz')
       return options.ready() ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', 'not ready\n');
+    const json = options.json?.[path];
+    if (json) return send(200, 'application/json', JSON.stringify(json(), null, 2) + '\n');
     if (path === '/metrics') {
       metricsText(options.registry).then(
         (m) => send(200, m.contentType, m.body),
@@ -46,13 +51,14 @@ export async function startMetricsServer(addr: string, options: MetricsServerOpt
       );
       return;
     }
-    send(404, 'text/plain', `no route ${path}; try /metrics, /healthz, /readyz\n`);
+    const routes = ['/metrics', '/healthz', '/readyz', ...Object.keys(options.json ?? {})];
+    send(404, 'text/plain', `no route ${path}; try ${routes.join(', ')}\n`);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(
         new Error(
-          `cannot listen on ${addr} for /metrics: ${err.code === 'EADDRINUSE' ? 'the address is in use; pick another port' : err.message}`,
+          `cannot listen on ${addr}: ${err.code === 'EADDRINUSE' ? 'the address is in use; pick another port' : err.message}`,
         ),
       ),
     );
