@@ -213,24 +213,30 @@ describe('bad input and bad numbers', () => {
     }
   }, 120_000);
 
-  it('a step with Inf in the reduced gradient is skipped on every rank alike, counted, and training goes on', async () => {
-    const rows = ['x,y'];
-    for (let i = 0; i < 200; i++)
-      rows.push(`${i === 17 ? '1e30' : ((i % 13) / 13).toFixed(3)},${(((i % 13) / 13) * 2 + 1).toFixed(3)}`);
-    const csv = join(dir.path, 'one-huge.csv');
-    await writeFile(csv, rows.join('\n'));
-    const job = await writeJob(dir.path, 'nonfinite', {
-      name: 'nonfinite',
+  /** A linear regression on a CSV of x,y rows, 2 workers, batch 20, 3 epochs (10 steps each). */
+  async function csvRegression(name: string, rows: string[], extra: Record<string, unknown> = {}): Promise<string> {
+    const csv = join(dir.path, `${name}.csv`);
+    await writeFile(csv, ['x,y', ...rows].join('\n'));
+    return writeJob(dir.path, name, {
+      name,
       model: { zoo: 'linear' },
       data: { train: { type: 'csv', url: csv, features: ['x'], label: 'y' } },
       optimizer: { type: 'sgd', learningRate: 0.1 },
       loss: 'mse',
       batchSize: 20,
       epochs: 3,
-      hashCheckEvery: 1,
       workers: { min: 2, max: 2 },
-      output: join(dir.path, 'out', 'nonfinite'),
+      output: join(dir.path, 'out', name),
+      ...extra,
     });
+  }
+
+  it('a step with Inf in the reduced gradient is skipped on every rank alike, counted, and training goes on', async () => {
+    const rows = Array.from({ length: 200 }, (_, i) => {
+      const x = (i % 13) / 13;
+      return `${i === 17 ? '1e30' : x.toFixed(3)},${(x * 2 + 1).toFixed(3)}`;
+    });
+    const job = await csvRegression('nonfinite', rows, { hashCheckEvery: 1 });
     const cluster = await startLocalCluster({ job, workers: 2, nats: nats.url, onWorkerOutput: () => {} });
     const summary = await cluster.result().finally(() => cluster.stop());
     // The sample with x = 1e30 is in one step per epoch; that step's update is skipped, the rest train.
@@ -240,22 +246,10 @@ describe('bad input and bad numbers', () => {
   }, 120_000);
 
   it('too many NaN/Inf steps in a row stop the job with a clear error naming the last good checkpoint', async () => {
-    const rows = ['x,y'];
-    for (let i = 0; i < 200; i++) rows.push(`${i % 2 === 0 ? '1e30' : '0.5'},1`);
-    const csv = join(dir.path, 'many-huge.csv');
-    await writeFile(csv, rows.join('\n'));
-    const job = await writeJob(dir.path, 'diverging', {
-      name: 'diverging',
-      model: { zoo: 'linear' },
-      data: { train: { type: 'csv', url: csv, features: ['x'], label: 'y' } },
-      optimizer: { type: 'sgd', learningRate: 0.1 },
-      loss: 'mse',
-      batchSize: 20,
-      epochs: 3,
-      workers: { min: 2, max: 2 },
+    const rows = Array.from({ length: 200 }, (_, i) => `${i % 2 === 0 ? '1e30' : '0.5'},1`);
+    const job = await csvRegression('diverging', rows, {
       checkpoint: { everySteps: 1 },
       faults: { maxNonFiniteSteps: 2 },
-      output: join(dir.path, 'out', 'diverging'),
     });
     const cluster = await startLocalCluster({ job, workers: 2, nats: nats.url, onWorkerOutput: () => {} });
     await expect(cluster.result().finally(() => cluster.stop())).rejects.toThrow(
