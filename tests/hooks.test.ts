@@ -12,7 +12,8 @@ import {
   type CommHookSpecInput,
   JobSpecError,
 } from '@tfjs-ddp/common';
-import { TopKSelector } from '../packages/common/src/collective/hooks/top-k-select.js';
+import { readFileSync } from 'node:fs';
+import { TopKSelector, type TopKKernel } from '../packages/common/src/collective/hooks/top-k-select.js';
 import { memoryGroup, type MemoryGroup } from './hooks-memory-collective.js';
 import { bytesOf, randomBuffers, rng } from './support/collective-ranks.js';
 
@@ -115,16 +116,62 @@ describe('top-k selection', () => {
     ['a sample that sees only zeros', 300_000, 3_000, (i) => (sampledAt300k.has(i) ? 0 : next())],
   ];
 
-  it.each(cases)('%s', (_name, length, k, value) => {
-    const g = Float32Array.from({ length }, (_, i) => value(i));
-    const residual = Float32Array.from({ length }, (_, i) => (i % 3 === 0 ? 0.25 : 0));
-    const sum = new Float32Array(length);
-    const indices = new Uint32Array(k);
-    const values = new Float32Array(k);
-    new TopKSelector(length, k).select(g, residual, sum, indices, values);
-    expect(sum).toEqual(g.map((x, i) => x + residual[i]));
-    expect([...indices]).toEqual(referenceTopK(sum, k));
-    expect(values).toEqual(Float32Array.from(indices, (i) => sum[i]));
+  const kernels: TopKKernel[] = ['js', 'wasm'];
+  it.each(kernels.flatMap((kernel) => cases.map((c) => [kernel, ...c] as const)))(
+    '%s pass: %s',
+    (kernel, _name, length, k, value) => {
+      const g = Float32Array.from({ length }, (_, i) => value(i));
+      const selector = new TopKSelector(length, k, kernel);
+      expect(selector.kernel).toBe(kernel);
+      selector.residual.set(Float32Array.from({ length }, (_, i) => (i % 3 === 0 ? 0.25 : 0)));
+      const expectedSum = g.map((x, i) => x + selector.residual[i]);
+      const indices = new Uint32Array(k);
+      const values = new Float32Array(k);
+      selector.select(g, indices, values);
+      expect(selector.sum).toEqual(expectedSum);
+      expect(g.every((x) => x === 0)).toBe(true);
+      expect([...indices]).toEqual(referenceTopK(expectedSum, k));
+      expect(values).toEqual(Float32Array.from(indices, (i) => expectedSum[i]));
+      selector.commit(indices);
+      const sent = new Set(indices);
+      expect(selector.residual).toEqual(expectedSum.map((x, i) => (sent.has(i) ? 0 : x)));
+    },
+  );
+
+  it('gives the same bits from the WebAssembly and the JavaScript pass, step after step', () => {
+    // Across block boundaries (16,384 floats a block) and with a tail that is not a multiple of 8.
+    const length = 3 * 16_384 + 13;
+    const k = 500;
+    const next = rng(12);
+    const selectors = kernels.map((kernel) => new TopKSelector(length, k, kernel));
+    for (let t = 0; t < 5; t++) {
+      const g = Float32Array.from({ length }, () => (next() - 0.5) * 2 ** (next() * 30 - 15));
+      if (t === 3) g[length - 1] = NaN;
+      const out = selectors.map((s) => {
+        const indices = new Uint32Array(k);
+        const values = new Float32Array(k);
+        s.select(Float32Array.from(g), indices, values);
+        s.commit(indices);
+        return { indices, values, residual: Float32Array.from(s.residual) };
+      });
+      expect(out[1].indices).toEqual(out[0].indices);
+      expectSameBits(out[1].values, out[0].values, `values of step ${t}`);
+      expectSameBits(out[1].residual, out[0].residual, `residual after step ${t}`);
+      if (t === 3) expect(out[0].indices[k - 1]).toBe(length - 1);
+    }
+  });
+});
+
+describe('the WebAssembly kernels', () => {
+  it('are the committed build of their .wat source (npm run build:wasm)', async () => {
+    const { assemble, kernelSources, moduleText } = await import('../scripts/build-wasm.mjs');
+    const sources = kernelSources();
+    expect(sources.length).toBeGreaterThan(0);
+    for (const { wat, ts } of sources) {
+      expect(readFileSync(ts, 'utf8'), `${ts} is stale: run npm run build:wasm`).toBe(
+        moduleText(wat, await assemble(wat)),
+      );
+    }
   });
 });
 

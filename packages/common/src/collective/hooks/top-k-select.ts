@@ -1,8 +1,14 @@
-// Finds the k largest magnitudes of a gradient in about one pass. A sample of the magnitudes (runs
-// spread over the buffer) gives a threshold that about 2k elements pass; the pass that forms g + residual also
-// collects those candidates, and an exact selection among the candidates picks the k. When the
-// sample misjudged and fewer than k pass, the threshold is lowered and the candidates collected
-// again (it ends at "every element"), so the result is always the exact top k.
+// Finds the k largest magnitudes of gradient + residual in about one pass. A sample of the
+// magnitudes (runs spread over the buffer) gives a threshold that about 2k elements pass; the pass
+// that forms g + residual also collects those candidates, and an exact selection among the
+// candidates picks the k. When the sample misjudged and fewer than k pass, the threshold is lowered
+// and the candidates collected again (it ends at "every element"), so the result is always the
+// exact top k.
+//
+// The pass over every element runs in WebAssembly with SIMD (kernels/top-k.wat) where the runtime
+// has it, and in JavaScript otherwise; both give the same bits. For the WebAssembly pass the
+// residual and the sum live in the kernel's memory, so the selector owns them.
+import { WASM_BASE64 } from './kernels/top-k-wasm.js';
 
 /**
  * The threshold's sample: RUNS runs of RUN consecutive elements spread evenly over the buffer.
@@ -14,43 +20,81 @@ const RUNS = 256;
 /** Candidates aimed for, as a multiple of k, so a sample that underestimates rarely needs a second pass. */
 const HEADROOM = 2;
 
+/** Elements of g copied into the kernel's memory at a time: 64 KiB, which stays in the L2 cache. */
+const BLOCK = 16384;
+
+export type TopKKernel = 'wasm' | 'js';
+
 export class TopKSelector {
+  /** The pass that ran: `wasm` unless the runtime lacks WebAssembly SIMD or the memory for it. */
+  readonly kernel: TopKKernel;
   private readonly sample: Float32Array;
-  /** Candidates in index order: their indices and their values (g + residual). */
+  private readonly wasm: WasmPass | undefined;
+  private residualBuf: Float32Array;
+  private sumBuf: Float32Array;
+  /** Candidates of a JavaScript pass (and of a second pass after a misjudged sample). */
   private candidates = new Int32Array(0);
   private values = new Float32Array(0);
   private work = new Float32Array(0);
 
+  /** `kernel` forces a pass (tests compare the two); by default WebAssembly where it can run. */
   constructor(
     readonly length: number,
     readonly k: number,
+    kernel?: TopKKernel,
   ) {
     if (!Number.isSafeInteger(k) || k < 0 || k > length) {
       throw new RangeError(`expected k in [0, ${length}], got ${k}`);
     }
     this.sample = new Float32Array(Math.min(length, RUN * RUNS));
+    this.wasm = kernel === 'js' ? undefined : WasmPass.create(length, firstCapacity(k, length));
+    if (kernel === 'wasm' && !this.wasm) {
+      throw new Error('the WebAssembly top-k pass cannot run here: no WebAssembly SIMD, or not enough memory');
+    }
+    this.kernel = this.wasm ? 'wasm' : 'js';
+    this.residualBuf = this.wasm ? this.wasm.residual : new Float32Array(length);
+    this.sumBuf = this.wasm ? this.wasm.sum : new Float32Array(length);
+  }
+
+  /** What earlier steps did not send; the caller may read and overwrite it (state, load). */
+  get residual(): Float32Array {
+    return this.residualBuf;
+  }
+
+  /** g + residual of the last select(). */
+  get sum(): Float32Array {
+    return this.sumBuf;
   }
 
   /**
-   * Writes g + residual into `sum`, and the indices of its k largest magnitudes and their values
-   * into `indices` and `values`, in ascending index order. NaN and ±Inf count as largest (so they are
-   * sent and the step is seen to be non-finite); among equal magnitudes the lower index wins.
+   * Forms sum = g + residual (leaving g zeroed, ready to take the reduced gradient), and writes the
+   * indices of the k largest magnitudes of sum and their values into `indices` and `values`, in
+   * ascending index order. NaN and ±Inf count as largest (so they are sent and the step is seen to
+   * be non-finite); among equal magnitudes the lower index wins. The residual is not changed.
    */
-  select(g: Float32Array, residual: Float32Array, sum: Float32Array, indices: Uint32Array, values: Float32Array): void {
+  select(g: Float32Array, indices: Uint32Array, values: Float32Array): void {
     const { length, k } = this;
-    if (g.length !== length || residual.length !== length || sum.length !== length) {
-      throw new RangeError(
-        `expected buffers of ${length} floats, got ${g.length}, ${residual.length} and ${sum.length}`,
-      );
-    }
+    if (g.length !== length) throw new RangeError(`expected a buffer of ${length} floats, got ${g.length}`);
     if (indices.length !== k || values.length !== k) {
       throw new RangeError(`expected room for ${k} indices and values, got ${indices.length} and ${values.length}`);
     }
-    const sorted = this.sampleMagnitudes(g, residual);
+    const sorted = this.sampleMagnitudes(g, this.residualBuf);
     let target = HEADROOM * k + 64;
     let threshold = thresholdFor(sorted, target, length);
-    this.reserve(target);
-    let found = addAndCollect(g, residual, sum, threshold, this.candidates, this.values);
+    let found: number;
+    if (this.wasm) {
+      found = this.wasm.addCollect(g, threshold);
+      if (found >= k) {
+        this.pick(found, this.wasm.candidates, this.wasm.values, indices, values);
+        return;
+      }
+      // Too few passed, or more than there was room for: the JavaScript collection below goes on.
+      this.reserve(found < 0 ? this.wasm.capacity : target);
+    } else {
+      this.reserve(target);
+      found = addAndCollect(g, this.residualBuf, this.sumBuf, threshold, this.candidates, this.values);
+      g.fill(0);
+    }
     while (found < k) {
       if (found < 0) this.reserve(this.candidates.length * 2);
       else {
@@ -58,9 +102,17 @@ export class TopKSelector {
         threshold = thresholdFor(sorted, target, length);
         this.reserve(target);
       }
-      found = collect(sum, threshold, this.candidates, this.values);
+      found = collect(this.sumBuf, threshold, this.candidates, this.values);
     }
-    this.pick(found, indices, values);
+    this.pick(found, this.candidates, this.values, indices, values);
+  }
+
+  /** The step succeeded: the residual becomes the sum less what was sent (`indices`). */
+  commit(indices: Uint32Array): void {
+    const sum = this.sumBuf;
+    for (let j = 0; j < indices.length; j++) sum[indices[j]] = 0;
+    [this.residualBuf, this.sumBuf] = [this.sumBuf, this.residualBuf];
+    this.wasm?.swap();
   }
 
   private sampleMagnitudes(g: Float32Array, residual: Float32Array): Float32Array {
@@ -83,15 +135,13 @@ export class TopKSelector {
     if (this.candidates.length >= want) return;
     this.candidates = new Int32Array(want);
     this.values = new Float32Array(want);
-    this.work = new Float32Array(want);
   }
 
   /** The k largest among the `found` candidates, ties to the lower index, in index order. */
-  private pick(found: number, indices: Uint32Array, values: Float32Array): void {
+  private pick(found: number, cand: Int32Array, vals: Float32Array, indices: Uint32Array, values: Float32Array): void {
     const k = this.k;
     if (k === 0) return;
-    const cand = this.candidates;
-    const vals = this.values;
+    if (this.work.length < found) this.work = new Float32Array(Math.max(found, this.candidates.length));
     const work = this.work.subarray(0, found);
     for (let j = 0; j < found; j++) work[j] = magnitude(vals[j]);
     const kth = kthLargest(work, k);
@@ -106,6 +156,123 @@ export class TopKSelector {
         values[o++] = vals[j];
       }
     }
+  }
+}
+
+/** Candidates the first pass has room for: about what the sample aims at, with headroom. */
+function firstCapacity(k: number, length: number): number {
+  return Math.min(length, Math.max(1024, Math.ceil((HEADROOM * k + 64) * 1.5)));
+}
+
+/** The part of the WebAssembly API used here (the project's type libraries do not declare it). */
+interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+  Memory: new (size: { initial: number; maximum: number }) => { buffer: ArrayBuffer };
+}
+const wasmApi = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+
+let wasmModule: object | null | undefined;
+
+/** The compiled kernel, or null where this runtime cannot run it (no WebAssembly SIMD). */
+function kernelModule(): object | null {
+  if (wasmModule === undefined) {
+    const bytes = Buffer.from(WASM_BASE64, 'base64');
+    wasmModule = wasmApi?.validate(bytes) ? new wasmApi.Module(bytes) : null;
+  }
+  return wasmModule;
+}
+
+/** Pages of 64 KiB a 32-bit WebAssembly memory can have. */
+const MAX_PAGES = 65536;
+
+/**
+ * The WebAssembly pass and its memory: a block of g, the residual, the sum and the candidates.
+ * g itself stays where the caller has it and is copied in a block at a time, zeroed behind.
+ */
+class WasmPass {
+  residual: Float32Array;
+  sum: Float32Array;
+  readonly candidates: Int32Array;
+  readonly values: Float32Array;
+  private residualAt: number;
+  private sumAt: number;
+  private readonly block: Float32Array;
+
+  private constructor(
+    private readonly run: (...args: number[]) => number,
+    memory: { buffer: ArrayBuffer },
+    readonly length: number,
+    readonly capacity: number,
+  ) {
+    const buf = memory.buffer;
+    let at = 0;
+    const floats = (n: number) => {
+      const view = new Float32Array(buf, at, n);
+      at += n * 4;
+      return view;
+    };
+    this.block = floats(Math.min(BLOCK, length));
+    this.residualAt = at;
+    this.residual = floats(length);
+    this.sumAt = at;
+    this.sum = floats(length);
+    this.candidates = new Int32Array(buf, at, capacity);
+    at += capacity * 4;
+    this.values = new Float32Array(buf, at, capacity);
+  }
+
+  static create(length: number, capacity: number): WasmPass | undefined {
+    const module = kernelModule();
+    if (!module || !wasmApi) return undefined;
+    const bytes = (Math.min(BLOCK, length) + 2 * length + 2 * capacity) * 4;
+    const pages = Math.max(1, Math.ceil(bytes / 65536));
+    if (pages > MAX_PAGES) return undefined;
+    let memory: { buffer: ArrayBuffer };
+    try {
+      memory = new wasmApi.Memory({ initial: pages, maximum: pages });
+    } catch {
+      return undefined; // the runtime would not give that much memory: the JavaScript pass
+    }
+    const instance = new wasmApi.Instance(module, { env: { memory } });
+    const run = instance.exports.addCollect as (...args: number[]) => number;
+    return new WasmPass(run, memory, length, capacity);
+  }
+
+  /**
+   * sum = g + residual, g zeroed, and the elements of sum that reach `threshold` as candidates;
+   * returns how many, or -1 when more passed than there is room for (sum is complete either way).
+   */
+  addCollect(g: Float32Array, threshold: number): number {
+    const { block, length, capacity } = this;
+    const blockAt = block.byteOffset;
+    const candidatesAt = this.candidates.byteOffset;
+    const valuesAt = this.values.byteOffset;
+    let count = 0;
+    for (let from = 0; from < length; from += block.length) {
+      const to = Math.min(length, from + block.length);
+      block.set(g.subarray(from, to));
+      g.fill(0, from, to);
+      count = this.run(
+        blockAt,
+        this.residualAt + from * 4,
+        this.sumAt + from * 4,
+        to - from,
+        threshold,
+        candidatesAt,
+        valuesAt,
+        count,
+        capacity,
+        from,
+      );
+    }
+    return count > capacity ? -1 : count;
+  }
+
+  swap(): void {
+    [this.residual, this.sum] = [this.sum, this.residual];
+    [this.residualAt, this.sumAt] = [this.sumAt, this.residualAt];
   }
 }
 

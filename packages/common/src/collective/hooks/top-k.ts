@@ -15,10 +15,8 @@ export function createTopKHook(length: number, ratio: number): CommHook {
 class TopKHook implements CommHook {
   readonly type = 'topk';
   private readonly k: number;
+  /** Holds the residual, and g + residual of the step in flight, which becomes it once the step succeeded. */
   private readonly selector: TopKSelector;
-  private residual: Float32Array;
-  /** g + residual of the step in flight; it becomes the residual once the step succeeded. */
-  private next: Float32Array;
   private blocks = new Float32Array(0);
   private steps = 0;
 
@@ -29,8 +27,6 @@ class TopKHook implements CommHook {
     if (!(ratio > 0 && ratio <= 1)) throw new RangeError(`expected a top-k ratio in (0, 1], got ${ratio}`);
     this.k = Math.min(length, Math.ceil(ratio * length));
     this.selector = new TopKSelector(length, this.k);
-    this.residual = new Float32Array(length);
-    this.next = new Float32Array(length);
   }
 
   async reduce(grad: Float32Array, c: Collective, ctx: CommHookContext): Promise<void> {
@@ -45,9 +41,8 @@ class TopKHook implements CommHook {
     const own = this.blocks.subarray(c.rank * block, (c.rank + 1) * block);
     const indices = new Uint32Array(own.buffer, own.byteOffset, k);
     const values = own.subarray(k);
-    this.selector.select(grad, this.residual, this.next, indices, values);
+    this.selector.select(grad, indices, values); // leaves grad zeroed
     await c.allGather(this.blocks, { op: ctx.op, timeoutMs: ctx.timeoutMs, signal: ctx.signal });
-    grad.fill(0);
     const all = new Uint32Array(this.blocks.buffer, this.blocks.byteOffset, this.blocks.length);
     for (let r = 0; r < n; r++) {
       const at = r * block;
@@ -62,8 +57,7 @@ class TopKHook implements CommHook {
     // A NaN or Inf sent means every rank skips this update; the state stays as it was. (Finite values
     // whose sum overflows are not caught here: the update is skipped, the residual is still finite.)
     if (!this.gatheredFinite(n)) return;
-    for (let j = 0; j < k; j++) this.next[indices[j]] = 0;
-    [this.residual, this.next] = [this.next, this.residual];
+    this.selector.commit(indices);
     this.steps++;
   }
 
@@ -80,7 +74,7 @@ class TopKHook implements CommHook {
     return encodeHookState({
       type: this.type,
       length: this.length,
-      residual: this.residual,
+      residual: this.selector.residual,
       shared: new Float32Array(0),
       steps: this.steps,
     });
@@ -88,13 +82,13 @@ class TopKHook implements CommHook {
 
   load(bytes: Uint8Array, residual: ResidualPolicy): void {
     if (bytes.length === 0) {
-      if (residual !== 'keep') this.residual.fill(0);
+      if (residual !== 'keep') this.selector.residual.fill(0);
       this.steps = 0;
       return;
     }
     const s = decodeHookState(bytes, this.type, this.length, 0);
-    if (residual === 'take') this.residual.set(s.residual);
-    else if (residual === 'clear') this.residual.fill(0);
+    if (residual === 'take') this.selector.residual.set(s.residual);
+    else if (residual === 'clear') this.selector.residual.fill(0);
     this.steps = s.steps;
   }
 }
