@@ -50,13 +50,38 @@ export async function freePort(): Promise<number> {
 }
 
 const live = new Set<ChildProcess>();
+const guards = new Set<ChildProcess>();
 let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on('exit', () => {
+    for (const g of guards) g.kill('SIGKILL');
     for (const p of live) p.kill('SIGKILL');
   });
+}
+
+/**
+ * A guard that kills the server when this process dies without running its exit hook (SIGKILL, a
+ * crash of Node itself): a shell whose stdin is a pipe from this process. The kernel closes the pipe
+ * when this process dies, the shell's `read` returns, and it kills the server. Stopping the server
+ * kills the guard first, so it never signals a pid that may have been reused.
+ */
+function spawnGuard(serverPid: number): ChildProcess | undefined {
+  try {
+    const guard = spawn('sh', ['-c', 'read _; kill -KILL "$1" 2>/dev/null', 'tfjs-ddp-nats-guard', `${serverPid}`], {
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
+    guard.on('error', () => {}); // no sh: the exit hook still covers ordinary exits
+    guard.stdin?.on('error', () => {});
+    guard.unref();
+    (guard.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+    guards.add(guard);
+    guard.once('exit', () => guards.delete(guard));
+    return guard;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServerHandle> {
@@ -82,6 +107,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   await writeFile(confPath, conf + '\n');
 
   let child: ChildProcess | undefined;
+  let guard: ChildProcess | undefined;
   const launch = async (): Promise<void> => {
     const p = spawn(binary, ['-c', confPath], { stdio: ['ignore', 'pipe', 'pipe'] });
     child = p;
@@ -123,9 +149,12 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       p.kill('SIGKILL');
       throw err;
     }
+    if (p.pid !== undefined) guard = spawnGuard(p.pid);
   };
 
   const kill = async (hard = false): Promise<void> => {
+    guard?.kill('SIGKILL');
+    guard = undefined;
     const p = child;
     child = undefined;
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
