@@ -47,8 +47,8 @@ function jobSpec(model, workers, train) {
 async function main(args) {
   let torch;
   try {
-    checkFashion();
-    torch = await findTorch();
+    checkFashion(['train']);
+    if (args.torch) torch = await findTorch();
   } catch (err) {
     process.stderr.write(`bench:scaling cannot run: ${err.message}\n`);
     return 3;
@@ -67,22 +67,25 @@ async function main(args) {
         progress(`${model}, ${workers} worker(s), ${samples} samples: ours`);
         const { summary } = await trainOurs({
           spec: jobSpec(model, workers, train),
+          backend: args.backend,
           workers,
           dir,
           nats: server.url,
           progress,
         });
         const phases = summary.history.phaseMeans.at(-1);
-        progress(`  ${Math.round(summary.samplesPerSec)} samples/s; torch DDP`);
-        const t = await runTorchRanks(
-          torch.python,
-          DDP,
-          workers,
-          ['--model', model, '--data', FASHION_DIR, '--batch', `${BATCH[model]}`, '--train-samples', `${samples}`],
-          { timeoutMs: 900_000, progress },
-        );
-        progress(`  ${Math.round(t.samplesPerSec)} samples/s`);
-        if (workers === 1) Object.assign(base, { ours: summary.samplesPerSec, torch: t.samplesPerSec });
+        progress(`  ${Math.round(summary.samplesPerSec)} samples/s${torch ? '; torch DDP' : ''}`);
+        const t =
+          torch &&
+          (await runTorchRanks(
+            torch.python,
+            DDP,
+            workers,
+            ['--model', model, '--data', FASHION_DIR, '--batch', `${BATCH[model]}`, '--train-samples', `${samples}`],
+            { timeoutMs: 900_000, progress },
+          ));
+        if (t) progress(`  ${Math.round(t.samplesPerSec)} samples/s`);
+        if (workers === 1) Object.assign(base, { ours: summary.samplesPerSec, torch: t?.samplesPerSec });
         rows.push({
           model,
           batch: BATCH[model],
@@ -94,11 +97,17 @@ async function main(args) {
             backends: [...new Set(Object.values(summary.backends))],
             phases,
           },
-          torch: { samplesPerSec: t.samplesPerSec, efficiency: t.samplesPerSec / (workers * base.torch) },
+          torch: t && { samplesPerSec: t.samplesPerSec, efficiency: t.samplesPerSec / (workers * base.torch) },
         });
       }
     }
-    const run = { machine, load: { before: loadBefore, after: os.loadavg()[0] }, torch: torch.torch, rows };
+    const run = {
+      machine,
+      load: { before: loadBefore, after: os.loadavg()[0] },
+      backend: args.backend,
+      torch: torch?.torch,
+      rows,
+    };
     process.stdout.write(`${args.json ? toJson(run) : toText(run)}\n`);
     return 0;
   } finally {

@@ -12,11 +12,16 @@ Options:
   --workers LIST       worker counts (default 1,2,4)
   --mlp-samples N      training samples per MLP run, one epoch (default 60000: all)
   --cnn-samples N      training samples per CNN run, one epoch (default 4096)
+  --backend NAME       our workers' backend: wasm, cpu, webgpu, tensorflow or auto (default wasm)
+  --without-torch      ours only, no PyTorch side (a GPU machine with Node alone, say)
   --json               print one JSON document instead of the table
   --help               print this help
 
-Needs torch and numpy for the PyTorch side (pip install torch numpy); set TFJS_DDP_PYTHON to pick the interpreter.
+Needs torch and numpy for the PyTorch side (pip install torch numpy) unless --without-torch; set
+TFJS_DDP_PYTHON to pick the interpreter, FASHION_MNIST_DIR the dataset directory.
 `;
+
+const BACKENDS = ['wasm', 'cpu', 'webgpu', 'tensorflow', 'auto'];
 
 export function parseScalingArgs(argv) {
   const values = parseFlags(
@@ -26,6 +31,8 @@ export function parseScalingArgs(argv) {
       workers: { type: 'string', default: '1,2,4' },
       'mlp-samples': { type: 'string', default: '60000' },
       'cnn-samples': { type: 'string', default: '4096' },
+      backend: { type: 'string', default: 'wasm' },
+      'without-torch': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -36,7 +43,12 @@ export function parseScalingArgs(argv) {
   const workers = values.workers.split(',').map((w) => count(w, '--workers'));
   if (!workers.includes(1))
     throw new Error('--workers: the list must include 1, the baseline of the scaling efficiency');
+  if (!BACKENDS.includes(values.backend)) {
+    throw new Error(`--backend: expected one of ${BACKENDS.join(', ')}, got "${values.backend}"`);
+  }
   return {
+    backend: values.backend,
+    torch: !values['without-torch'],
     models: [...new Set(models)],
     workers: [...new Set(workers)].sort((a, b) => a - b),
     samples: { mlp: count(values['mlp-samples'], '--mlp-samples'), cnn: count(values['cnn-samples'], '--cnn-samples') },

@@ -8,8 +8,8 @@ import { gunzipSync } from 'node:zlib';
 export const FASHION_DIR = process.env.FASHION_MNIST_DIR ?? '/usr/share/datasets/fashion-mnist';
 
 /** Throws naming the missing file when the dataset is not where the benchmarks look. */
-export function checkFashion() {
-  for (const split of ['train', 't10k']) {
+export function checkFashion(splits = ['train', 't10k']) {
+  for (const split of splits) {
     for (const part of ['images-idx3', 'labels-idx1']) {
       const file = join(FASHION_DIR, `${split}-${part}-ubyte.gz`);
       if (!existsSync(file)) {

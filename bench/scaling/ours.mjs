@@ -1,5 +1,6 @@
 // Our side of the training benchmarks: one job on a local cluster (a coordinator in this process,
-// worker processes on the wasm backend with one thread each), its samples/s read from the summary.
+// worker processes on the wasm backend with one thread each, or the backend asked for), its
+// samples/s read from the summary.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -11,7 +12,7 @@ import { startLocalCluster } from 'tfjs-ddp';
  * may return true to stop the run there (time to accuracy).
  * @returns {Promise<{ summary?: object, epochs: object[], startedAt: number, stoppedAt?: number }>}
  */
-export async function trainOurs({ spec, workers, dir, nats, onEpoch, progress }) {
+export async function trainOurs({ spec, workers, dir, nats, onEpoch, progress, backend = 'wasm' }) {
   const job = join(dir, `${spec.name}.yaml`);
   await writeFile(job, stringify(spec));
   const lines = [];
@@ -20,7 +21,7 @@ export async function trainOurs({ spec, workers, dir, nats, onEpoch, progress })
     job,
     workers,
     nats,
-    backend: 'wasm',
+    backend,
     output: join(dir, spec.name),
     log: silentLogger,
     // Kept for the error message of a failed run only.

@@ -20,11 +20,13 @@ export function toJson(run) {
 
 export function toText(run) {
   const { machine, load, torch, rows } = run;
+  const backends = [...new Set(rows.flatMap((r) => r.ours.backends))].join(', ');
   const lines = [
-    `tfjs-ddp vs PyTorch DDP (gloo): training throughput, ${machine.date}`,
-    `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}; node ${machine.node}, torch ${torch}`,
+    `tfjs-ddp${torch ? ' vs PyTorch DDP (gloo)' : ''}: training throughput, ${machine.date}`,
+    `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}; node ${machine.node}${torch ? `, torch ${torch}` : ''}`,
     `load average (1 min) before ${load.before.toFixed(2)}, after ${load.after.toFixed(2)}`,
-    'ours: local cluster, wasm backend, one thread per worker; torch: one process per rank, torch.set_num_threads(1)',
+    `ours: local cluster, ${backends || run.backend} backend, one process per worker` +
+      (torch ? '; torch: one process per rank, torch.set_num_threads(1)' : '; PyTorch not run (--without-torch)'),
     'efficiency = samples/s with N workers / (N x samples/s with 1); step phases are our mean ms per step and rank',
     '',
   ];
@@ -49,8 +51,8 @@ export function toText(run) {
     `${r.workers}`,
     `${Math.round(r.ours.samplesPerSec)}`,
     r.ours.efficiency.toFixed(2),
-    `${Math.round(r.torch.samplesPerSec)}`,
-    r.torch.efficiency.toFixed(2),
+    r.torch ? `${Math.round(r.torch.samplesPerSec)}` : '-',
+    r.torch ? r.torch.efficiency.toFixed(2) : '-',
     ms(r.ours.phases.compute),
     ms(r.ours.phases.allreduce),
     ms(r.ours.phases.apply),

@@ -3,10 +3,13 @@
 // bin and the tests drive it the same way.
 import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
+import { bundleInfo } from '@tfjs-ddp/common';
 import { commands, type CliContext } from './commands/index.js';
 import type { Env } from './env.js';
 
 function packageVersion(): string {
+  const bundled = bundleInfo().version;
+  if (bundled) return bundled;
   const pkg: unknown = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
   return (pkg as { version: string }).version;
 }

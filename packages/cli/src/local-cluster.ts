@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import {
+  bundleInfo,
   NATS_ENV,
   createLogger,
   loadJobSpec,
@@ -68,8 +69,13 @@ export interface LocalCluster {
 
 const require = createRequire(import.meta.url);
 
-/** The worker's bin, resolved from the installed @tfjs-ddp/worker package. */
+/**
+ * The worker's bin: TFJS_DDP_WORKER_BIN when set, the bundle's worker entry when running as a bundle,
+ * else resolved from the installed @tfjs-ddp/worker package.
+ */
 export function workerBinPath(): string {
+  const given = process.env.TFJS_DDP_WORKER_BIN ?? bundleInfo().workerBin;
+  if (given) return given;
   return resolve(require.resolve('@tfjs-ddp/worker/package.json'), '..', 'dist', 'bin.js');
 }
 

@@ -3,13 +3,15 @@
 import { createRequire } from 'node:module';
 import { dirname, sep } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { bundleInfo } from './bundle.js';
 import type { BackendName } from './names.js';
 import { registerWasmGradientKernels } from './wasm-kernels.js';
 
 /** Imports a module by name; replaceable so tests can stand in for packages this machine lacks. */
 export type Importer = (specifier: string) => Promise<unknown>;
 
-export const defaultImporter: Importer = (specifier) => import(specifier);
+/** Imports from the bundle when running as one (scripts/bundle.mjs), from node_modules otherwise. */
+export const defaultImporter: Importer = (specifier) => bundleInfo().modules?.[specifier]?.() ?? import(specifier);
 
 export class BackendUnavailable extends Error {
   constructor(
@@ -102,8 +104,7 @@ const webgpu: BackendCandidate = {
   id: 'webgpu',
   backend: 'webgpu',
   async load(importer) {
-    const fix =
-      'install the GPU vendor Vulkan driver (libvulkan1 and its ICD) so Dawn can open the GPU, or choose another backend';
+    const fix = 'install the GPU vendor Vulkan driver (libvulkan1 and its ICD) so Dawn can open the GPU';
     const dawn = (await importOptional(importer, 'webgpu', `npm install webgpu, then: ${fix}`)) as Dawn;
     const gpu = dawn.create([]);
     // tfjs-backend-webgpu registers itself only if navigator.gpu exists when it is imported.
@@ -150,9 +151,11 @@ const wasm: BackendCandidate = {
       setWasmPaths(prefix: string): void;
     };
     if (!wasmPathsSet) {
-      // In Node the binaries are read from disk, so the prefix is the installed dist folder, not a URL.
-      const entry = createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm');
-      pkg.setWasmPaths(dirname(entry) + sep);
+      // In Node the binaries are read from disk, so the prefix is the installed dist folder (or the
+      // bundle's copy of it), not a URL.
+      const dir =
+        bundleInfo().wasmDir ?? dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm'));
+      pkg.setWasmPaths(dir.endsWith(sep) ? dir : dir + sep);
       wasmPathsSet = true;
     }
     // tfjs runs wasm threads only through browser workers (its own flag says false in Node); pinning it

@@ -1,0 +1,3 @@
+// Entry of the bundle's `tfjs-ddp` command.
+import './provide.mjs';
+import '../../packages/cli/dist/bin.js';
