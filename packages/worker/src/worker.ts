@@ -327,7 +327,7 @@ class WorkerRuntime {
         return this.evaluate(cmd.id, cmd.split, cmd.slices[this.rank]);
       case 'snapshot':
         this.best ??= new Float32Array(this.step.size);
-        this.step.getWeights(this.best);
+        await this.step.getWeightsAsync(this.best);
         return this.report({ type: 'done', gen: this.gen, id: cmd.id });
       case 'restore':
         if (!this.best) throw new Error('restore asked for, but no snapshot was taken');
@@ -371,7 +371,7 @@ class WorkerRuntime {
     const length = new Uint32Array(size.buffer);
     let state: Float32Array = new Float32Array(0);
     if (this.rank === root) {
-      this.step.getWeights(this.weights);
+      await this.step.getWeightsAsync(this.weights);
       const bytes = await encodeState(this.weights, this.optimizer, this.appliedStep, this.hook.state());
       length[0] = bytes.length;
       state = asFloats(bytes);
@@ -381,7 +381,7 @@ class WorkerRuntime {
     await c.broadcast(state, { root, op: op + 1 });
     // Residuals are per rank: survivors keep theirs, joiners start from zero.
     if (this.rank !== root) await this.applyState(new Uint8Array(state.buffer, 0, length[0]), 'keep');
-    this.step.getWeights(this.weights);
+    await this.step.getWeightsAsync(this.weights);
     this.report({ type: 'ready', gen: this.gen, rank: this.rank, hash: parameterHash(this.weights) });
   }
 
@@ -398,7 +398,7 @@ class WorkerRuntime {
 
   private async checkpoint(id: number): Promise<void> {
     if (this.rank !== 0) return;
-    this.step.getWeights(this.weights);
+    await this.step.getWeightsAsync(this.weights);
     const bytes = await encodeState(this.weights, this.optimizer, this.appliedStep, this.hook.state());
     await shipFiles(this.nc, this.subjects.report, this.spec.name, this.workerId, id, [
       { name: 'state.bin', data: bytes },
@@ -412,7 +412,7 @@ class WorkerRuntime {
     const bytes = this.loading.take(name);
     // The checkpoint holds rank 0's residual: one rank takes it, so it is applied once, not N times.
     await this.applyState(bytes, this.rank === 0 ? 'take' : 'clear');
-    this.step.getWeights(this.weights);
+    await this.step.getWeightsAsync(this.weights);
     this.report({ type: 'ready', gen: this.gen, rank: this.rank, hash: parameterHash(this.weights) });
   }
 
@@ -434,7 +434,7 @@ class WorkerRuntime {
       const { x, y } = this.batches.tensors(this.data.train, indices.subarray(part.start, part.start + part.count));
       gather += performance.now() - g0;
       try {
-        lossSum += this.step.accumulate(x, y, this.grad).lossSum;
+        lossSum += (await this.step.accumulateAsync(x, y, this.grad)).lossSum;
       } finally {
         tf.dispose([x, y]);
       }
@@ -458,7 +458,7 @@ class WorkerRuntime {
       this.appliedStep = cmd.step;
     }
     let hash: string | undefined;
-    if (cmd.hash) hash = this.step.hash(this.weights);
+    if (cmd.hash) hash = await this.step.hashAsync(this.weights);
     const t4 = performance.now();
     const timings = {
       data: (t1 - t0) / 1000,

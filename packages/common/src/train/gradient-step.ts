@@ -79,9 +79,27 @@ export class GradientStep {
     out: Float32Array,
     onFilled?: (from: number, to: number) => void,
   ): Promise<StepResult> {
+    return this.writeAsync(x, y, out, false, onFilled);
+  }
+
+  /**
+   * accumulate, reading back asynchronously: what the worker runs on every backend, since WebGPU in
+   * Node cannot read synchronously. Adds the same values in the same order as accumulate.
+   */
+  accumulateAsync(x: tf.Tensor, y: tf.Tensor, out: Float32Array): Promise<StepResult> {
+    return this.writeAsync(x, y, out, true);
+  }
+
+  private async writeAsync(
+    x: tf.Tensor,
+    y: tf.Tensor,
+    out: Float32Array,
+    add: boolean,
+    onFilled?: (from: number, to: number) => void,
+  ): Promise<StepResult> {
     const count = this.checkBatch(x, y, out);
     if (count === 0) {
-      out.fill(0);
+      if (!add) out.fill(0);
       onFilled?.(0, this.size);
       return { lossSum: 0, count };
     }
@@ -90,8 +108,10 @@ export class GradientStep {
       await Promise.all(
         grads.map(async (g, i) => {
           const data = (await g.data()) as Float32Array;
-          out.set(data, this.offsets[i]);
-          onFilled?.(this.offsets[i], this.offsets[i] + data.length);
+          const at = this.offsets[i];
+          if (!add) out.set(data, at);
+          else for (let j = 0; j < data.length; j++) out[at + j] += data[j];
+          onFilled?.(at, at + data.length);
         }),
       );
       return { lossSum: (await value.data())[0], count };
@@ -163,6 +183,12 @@ export class GradientStep {
   /** Hash of the current parameters, for the drift check. */
   hash(scratch: Float32Array = new Float32Array(this.size)): string {
     this.getWeights(scratch);
+    return parameterHash(scratch);
+  }
+
+  /** hash, reading back asynchronously (every backend, WebGPU included). */
+  async hashAsync(scratch: Float32Array = new Float32Array(this.size)): Promise<string> {
+    await this.getWeightsAsync(scratch);
     return parameterHash(scratch);
   }
 
