@@ -74,6 +74,11 @@ export interface JobSummary {
   job: string;
   specHash: string;
   status: 'completed' | 'stopped-early';
+  /**
+   * With earlyStopping.restoreBestWeights, after an early stop: whether the model holds the best
+   * epoch's weights (false: every worker that held them was lost, and the last weights stayed).
+   */
+  bestWeightsRestored?: boolean;
   backends: Record<string, string>;
   worldSize: number;
   generation: number;
@@ -526,12 +531,7 @@ export class Coordinator extends EventEmitter {
       await this.broadcastCommand({ type: 'sync', gen, op, root });
     }
     const reports = await ready;
-    const hashes = new Set([...reports.values()].map((r) => r.hash));
-    if (hashes.size !== 1) {
-      throw new JobFailedError(
-        `replicas differ after the state broadcast: ${[...reports.values()].map((r) => `rank ${r.rank}: ${r.hash}`).join(', ')}`,
-      );
-    }
+    this.checkReplicasEqual(reports, 'the state broadcast');
     const memberHashes = this.members.map((_, rank) => reports.get(rank)?.hash ?? '');
     this.generations.push({
       generation: gen,
@@ -610,7 +610,7 @@ export class Coordinator extends EventEmitter {
     return metrics;
   }
 
-  private async simple(type: 'snapshot' | 'restore'): Promise<void> {
+  private async simple(type: 'snapshot' | 'restore'): Promise<Map<number, Extract<Report, { type: 'done' }>>> {
     const id = this.nextId++;
     const done = this.collect(
       type,
@@ -618,7 +618,53 @@ export class Coordinator extends EventEmitter {
       this.spec.timeouts.stepMs,
     );
     await this.broadcastCommand({ type, gen: this.generation, id });
-    await done;
+    return done;
+  }
+
+  /**
+   * Every member back to the best epoch's weights. The snapshot lives in the workers that took it;
+   * members that joined later (or restarted) have none, and take the state of the lowest rank that
+   * does. Returns false when no member holds it (all that took it are gone): the last weights stay.
+   */
+  private async restoreBest(bestEpoch: number): Promise<boolean> {
+    const reports = await this.simple('restore');
+    const holders = [...reports].filter(([, r]) => r.restored !== false).map(([rank]) => rank);
+    if (holders.length === this.members.length) return true;
+    if (holders.length === 0) {
+      this.log.warn(
+        `no worker holds the best weights (epoch ${bestEpoch + 1}): every worker that took the snapshot is gone; the model keeps the last weights`,
+      );
+      return false;
+    }
+    const root = Math.min(...holders);
+    const gen = this.generation;
+    const ready = this.collect(
+      'broadcast of the best weights',
+      (r): r is Extract<Report, { type: 'ready' }> => r.type === 'ready' && r.gen === gen,
+      this.spec.timeouts.stepMs,
+    );
+    const op = this.nextOp;
+    this.nextOp += 2;
+    await this.broadcastCommand({ type: 'sync', gen, op, root });
+    this.checkReplicasEqual(await ready, 'the broadcast of the best weights');
+    this.log.info('best weights restored', {
+      epoch: bestEpoch + 1,
+      from: `rank ${root}`,
+      to: this.members
+        .map((_, rank) => rank)
+        .filter((rank) => !holders.includes(rank))
+        .join(','),
+    });
+    return true;
+  }
+
+  private checkReplicasEqual(reports: Map<number, Extract<Report, { type: 'ready' }>>, after: string): void {
+    const hashes = new Set([...reports.values()].map((r) => r.hash));
+    if (hashes.size !== 1) {
+      throw new JobFailedError(
+        `replicas differ after ${after}: ${[...reports.values()].map((r) => `rank ${r.rank}: ${r.hash}`).join(', ')}`,
+      );
+    }
   }
 
   private async train(started: number): Promise<JobSummary> {
@@ -812,8 +858,9 @@ export class Coordinator extends EventEmitter {
       }
       await saveCheckpoint();
     }
+    let bestWeightsRestored: boolean | undefined;
     if (early && stoppedEarly && spec.earlyStopping?.restoreBestWeights)
-      await this.withRecovery(globalStep, () => this.simple('restore'));
+      bestWeightsRestored = await this.withRecovery(globalStep, () => this.restoreBest(early.bestEpochIndex));
 
     const test =
       sizes.test > 0 ? await this.withRecovery(globalStep, () => this.evaluate('test', sizes.test)) : undefined;
@@ -825,6 +872,7 @@ export class Coordinator extends EventEmitter {
       job: spec.name,
       specHash: this.opts.specHash,
       status: stoppedEarly ? 'stopped-early' : 'completed',
+      ...(bestWeightsRestored !== undefined && { bestWeightsRestored }),
       backends: Object.fromEntries([...this.registered.values()].map((m) => [m.workerId, m.backend])),
       worldSize: this.members.length,
       generation: this.generation,

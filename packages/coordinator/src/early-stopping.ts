@@ -36,7 +36,9 @@ export class EarlyStopping {
     } else {
       this.wait += 1;
     }
-    return { improved, stop: this.wait > this.config.patience };
+    // As tf.callbacks.earlyStopping and Keras: the `patience`-th epoch in a row without an
+    // improvement is the last one (patience 0 stops at the first, like 1).
+    return { improved, stop: !improved && this.wait >= this.config.patience };
   }
 
   /** What a checkpoint keeps, so a resumed job stops where the undisturbed one would. */

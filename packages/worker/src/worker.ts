@@ -330,9 +330,14 @@ class WorkerRuntime {
         await this.step.getWeightsAsync(this.best);
         return this.report({ type: 'done', gen: this.gen, id: cmd.id });
       case 'restore':
-        if (!this.best) throw new Error('restore asked for, but no snapshot was taken');
+        // A worker that joined after the snapshot has none; the coordinator then has a rank that
+        // does broadcast its state.
+        if (!this.best) {
+          this.log.info('no snapshot of the best weights here (joined after it was taken)');
+          return this.report({ type: 'done', gen: this.gen, id: cmd.id, restored: false });
+        }
         this.step.setWeights(this.best);
-        return this.report({ type: 'done', gen: this.gen, id: cmd.id });
+        return this.report({ type: 'done', gen: this.gen, id: cmd.id, restored: true });
       case 'save':
         return this.save(cmd.id, cmd.predictSamples);
     }

@@ -180,7 +180,15 @@ export const reportSchema = z.discriminatedUnion('type', [
     id: int,
     ...evalSumsSchema.shape,
   }),
-  z.object({ ...base, type: z.literal('done'), workerId, gen: int, id: int }),
+  z.object({
+    ...base,
+    type: z.literal('done'),
+    workerId,
+    gen: int,
+    id: int,
+    /** For `restore`: false when this worker holds no snapshot (it joined after it was taken). */
+    restored: z.boolean().optional(),
+  }),
   z.object({
     ...base,
     type: z.literal('saved'),

@@ -90,7 +90,7 @@ export const jobSpecSchema = z
     earlyStopping: z
       .strictObject({
         monitor: z.enum(MONITORS).default('val_loss'),
-        /** Epochs without improvement before training stops. */
+        /** Epochs in a row without improvement after which training stops (as tf.callbacks.earlyStopping). */
         patience: z.number().int().min(0),
         /** The smallest change that counts as an improvement. */
         minDelta: z.number().min(0).default(0),

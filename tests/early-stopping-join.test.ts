@@ -1,0 +1,84 @@
+// restoreBestWeights keeps the snapshot of the best epoch in the workers that took it. A worker that
+// joins after the snapshot has none; on the restore it takes the state of a rank that does, so the
+// job ends with the best epoch's weights everywhere instead of failing.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadModel, parseJobSpec, silentLogger, specHash } from '@tfjs-ddp/common';
+import { Coordinator, type JobSummary } from '@tfjs-ddp/coordinator';
+import { runWorker } from '@tfjs-ddp/worker';
+import { startNats, type NatsFixture } from './support/nats.js';
+import { tempDir, type TempDir } from './support/jobs.js';
+
+describe('early stopping with a worker that joined after the best epoch', () => {
+  let nats: NatsFixture;
+  let dir: TempDir;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    dir = await tempDir('early-join');
+  });
+  afterAll(async () => {
+    await nats?.stop();
+    await dir?.remove();
+  });
+
+  /** Trains on workers a and b; with `join`, worker c starts once the first epoch is done. */
+  async function run(name: string, join: boolean): Promise<{ summary: JobSummary; params: number[] }> {
+    const spec = parseJobSpec(
+      JSON.stringify({
+        name,
+        model: { zoo: 'linear' },
+        data: {
+          train: { type: 'synthetic-linear', n: 3000, w: [2, -3.4], b: 4.2, noise: 0.01, seed: 1 },
+          validation: { fraction: 0.2 },
+        },
+        optimizer: { type: 'sgd', learningRate: 0.01 },
+        loss: 'mse',
+        // 300 steps an epoch: time for the third worker to join during the second.
+        batchSize: 8,
+        epochs: 4,
+        seed: 7,
+        // No improvement can be this large: epoch 1 is the best, and the job stops after epoch 2.
+        earlyStopping: { monitor: 'val_loss', patience: 1, minDelta: 1e9, restoreBestWeights: true },
+        workers: { min: 2, max: 3 },
+        output: `${dir.path}/${name}`,
+      }),
+      `${name}.json`,
+    );
+    const hash = specHash(spec);
+    const servers = [nats.url];
+    const worker = (id: string) =>
+      runWorker({
+        spec,
+        specHash: hash,
+        nats: { servers },
+        backend: 'cpu',
+        workerId: `${name}-${id}`,
+        log: silentLogger,
+      });
+    const coordinator = new Coordinator({ spec, specHash: hash, nats: { servers }, log: silentLogger });
+    const running = [worker('a'), worker('b')];
+    if (join) coordinator.once('epoch', () => running.push(worker('c')));
+    const summary = await coordinator.run();
+    await Promise.all(running);
+    const model = await loadModel(`${dir.path}/${name}/model`);
+    return { summary, params: model.variables().flatMap((v) => [...(v.dataSync() as Float32Array)]) };
+  }
+
+  it('ends with the best epoch weights on every rank, the joiner included', async () => {
+    const alone = await run('early-two', false);
+    const joined = await run('early-join', true);
+    for (const { summary } of [alone, joined]) {
+      expect(summary.status).toBe('stopped-early');
+      expect(summary.epochs).toHaveLength(2);
+      expect(summary.bestWeightsRestored).toBe(true);
+    }
+    // The third worker took part in the second epoch, after the snapshot of the first.
+    const three = joined.summary.generations.find((g) => g.members.length === 3);
+    expect(three, 'no generation with the joiner').toBeDefined();
+    expect(three!.step).toBeGreaterThan(0);
+    expect(joined.summary.worldSize).toBe(3);
+    // The first epoch ran on the same two workers in both runs, and the joiner changed only the
+    // second: restored, both models are the first epoch's weights, bit for bit.
+    expect(joined.params).toEqual(alone.params);
+  }, 120_000);
+});
