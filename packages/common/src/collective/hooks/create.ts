@@ -12,6 +12,11 @@ export interface CommHookOptions {
   dtype?: WireDtype;
   /** Seeds PowerSGD's initial Q; must be equal on every rank (the job's seed). */
   seed?: number;
+  /**
+   * Forces the top-k and PowerSGD passes onto WebAssembly or JavaScript (both give the same bits;
+   * tests compare them). By default WebAssembly where the runtime has SIMD.
+   */
+  kernel?: 'wasm' | 'js';
 }
 
 export function createCommHook(
@@ -42,8 +47,13 @@ export function createCommHook(
     case 'bf16':
       return createPlainHook(hook.type, length, hook.type);
     case 'topk':
-      return createTopKHook(length, hook.ratio);
+      return createTopKHook(length, hook.ratio, options.kernel);
     case 'powersgd':
-      return createPowerSgdHook(shapes, { rank: hook.rank, warmStart: hook.warmStart, seed: options.seed ?? 0 });
+      return createPowerSgdHook(shapes, {
+        rank: hook.rank,
+        warmStart: hook.warmStart,
+        seed: options.seed ?? 0,
+        kernel: options.kernel,
+      });
   }
 }

@@ -8,6 +8,9 @@
 // matrix at r = 4 took about 500 ms instead of about 300 ms on one core (V8 keeps named locals in
 // registers, a small accumulator array in memory).
 
+/** The largest finite float32: a sum beyond it is stored as Infinity. */
+const F32_MAX = 3.4028234663852886e38;
+
 export interface MatrixView {
   /** Where the matrix starts in the flat buffers. */
   readonly offset: number;
@@ -99,7 +102,7 @@ export function transposeProject(
 /**
  * out = P·Qᵀ (the reduced approximation) and, in place, m = m − P·Q_ownᵀ (the new residual: what
  * this rank's own factor did not carry). `acc` holds at least 2·cols doubles. Returns false when a
- * value of out is not finite.
+ * value of out is not finite as stored (float32).
  */
 export function decompressWithFeedback(
   v: MatrixView,
@@ -129,7 +132,7 @@ export function decompressWithFeedback(
         const x = p0 * q[qj] + p1 * q[qj + 1] + p2 * q[qj + 2] + p3 * q[qj + 3];
         out[row + j] = x;
         m[row + j] -= p0 * qOwn[qj] + p1 * qOwn[qj + 1] + p2 * qOwn[qj + 2] + p3 * qOwn[qj + 3];
-        if (!(Math.abs(x) <= Number.MAX_VALUE)) finite = false;
+        if (!(Math.abs(Math.fround(x)) <= F32_MAX)) finite = false;
       }
       continue;
     }
@@ -156,7 +159,7 @@ export function decompressWithFeedback(
       const x = acc[j];
       out[row + j] = x;
       m[row + j] -= acc[cols + j];
-      if (!(Math.abs(x) <= Number.MAX_VALUE)) finite = false;
+      if (!(Math.abs(Math.fround(x)) <= F32_MAX)) finite = false;
     }
   }
   return finite;

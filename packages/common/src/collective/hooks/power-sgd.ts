@@ -15,6 +15,15 @@ import {
   transposeProject,
   type MatrixView,
 } from './low-rank.js';
+import { LowRankKernels } from './low-rank-wasm.js';
+
+/** The passes over the gradient: in JavaScript, or on the WebAssembly kernels (same bits). */
+interface LowRankPasses {
+  feedbackAndProject: typeof feedbackAndProject;
+  transposeProject: typeof transposeProject;
+  decompressWithFeedback: typeof decompressWithFeedback;
+}
+const JS_PASSES: LowRankPasses = { feedbackAndProject, transposeProject, decompressWithFeedback };
 
 /** Stream id of the initial Q, so it is independent of the data plan's use of the same seed. */
 const Q_STREAM = 0x70736764;
@@ -71,6 +80,8 @@ export interface PowerSgdSettings {
   warmStart: boolean;
   /** Seeds the initial Q; equal on every rank. */
   seed: number;
+  /** Forces the passes' implementation (tests compare the two); by default WebAssembly where it runs. */
+  kernel?: 'wasm' | 'js';
 }
 
 export function createPowerSgdHook(shapes: readonly (readonly number[])[], settings: PowerSgdSettings): CommHook {
@@ -80,7 +91,10 @@ export function createPowerSgdHook(shapes: readonly (readonly number[])[], setti
 class PowerSgdHook implements CommHook {
   readonly type = 'powersgd';
   readonly length: number;
+  /** Which passes run: `wasm` unless the runtime lacks WebAssembly SIMD or the memory for it, or nothing is compressed. */
+  readonly kernel: 'wasm' | 'js';
   private readonly r: number;
+  private readonly passes: LowRankPasses;
   private residual: Float32Array;
   /** g + residual of the step in flight, then the new residual; swapped in once the step succeeded. */
   private next: Float32Array;
@@ -99,16 +113,39 @@ class PowerSgdHook implements CommHook {
   ) {
     this.length = layout.length;
     this.r = settings.rank;
-    // Only the compressed matrices carry a residual; plain ranges stay zero in it.
-    this.residual = new Float32Array(layout.matrices.length ? layout.length : 0);
-    this.next = new Float32Array(this.residual.length);
-    this.pBuf = new Float32Array(layout.pLength);
-    this.qBuf = new Float32Array(layout.qLength);
-    this.qOwn = new Float32Array(layout.qLength);
-    this.qWarm = new Float32Array(layout.qLength);
     let scratch = 0;
-    for (const m of layout.matrices) scratch = Math.max(scratch, m.cols * Math.max(this.r, 2), m.rows * this.r);
-    this.acc = new Float64Array(scratch);
+    let maxCols = 0;
+    for (const m of layout.matrices) {
+      scratch = Math.max(scratch, m.cols * Math.max(this.r, 2), m.rows * this.r);
+      maxCols = Math.max(maxCols, m.cols);
+    }
+    // Only the compressed matrices carry a residual; plain ranges stay zero in it.
+    const residualLength = layout.matrices.length ? layout.length : 0;
+    const kernels =
+      layout.matrices.length && settings.kernel !== 'js'
+        ? LowRankKernels.create({
+            length: residualLength,
+            pLength: layout.pLength,
+            qLength: layout.qLength,
+            acc: scratch,
+            maxCols,
+          })
+        : undefined;
+    if (settings.kernel === 'wasm' && !kernels) {
+      throw new Error(
+        'the WebAssembly PowerSGD passes cannot run here: no WebAssembly SIMD, not enough memory, or no matrix to compress',
+      );
+    }
+    this.kernel = kernels ? 'wasm' : 'js';
+    this.passes = kernels ?? JS_PASSES;
+    const b = kernels?.buffers;
+    this.residual = b?.residual ?? new Float32Array(residualLength);
+    this.next = b?.next ?? new Float32Array(residualLength);
+    this.pBuf = b?.pBuf ?? new Float32Array(layout.pLength);
+    this.qBuf = b?.qBuf ?? new Float32Array(layout.qLength);
+    this.qOwn = b?.qOwn ?? new Float32Array(layout.qLength);
+    this.qWarm = b?.qWarm ?? new Float32Array(layout.qLength);
+    this.acc = b?.acc ?? new Float64Array(scratch);
     this.work = new Float64Array(scratch);
     this.initialQ(this.qWarm, 0);
   }
@@ -120,7 +157,9 @@ class PowerSgdHook implements CommHook {
     const { matrices, plain } = this.layout;
     const r = this.r;
     const q = this.settings.warmStart ? this.qWarm : this.initialQ(this.qBuf, this.steps);
-    for (const m of matrices) feedbackAndProject(m, grad, this.residual, this.next, q, m.qAt, r, this.pBuf, m.pAt);
+    const passes = this.passes;
+    for (const m of matrices)
+      passes.feedbackAndProject(m, grad, this.residual, this.next, q, m.qAt, r, this.pBuf, m.pAt);
     let at = this.layout.plainAt;
     for (const p of plain) {
       this.pBuf.set(grad.subarray(p.offset, p.offset + p.length), at);
@@ -130,7 +169,7 @@ class PowerSgdHook implements CommHook {
     await c.allReduce(this.pBuf, { ...opts, op: ctx.op });
     if (matrices.length) {
       for (const m of matrices) orthonormalizeColumns(this.pBuf, m.pAt, m.rows, r, this.work);
-      for (const m of matrices) transposeProject(m, this.next, this.pBuf, m.pAt, r, this.qBuf, m.qAt, this.acc);
+      for (const m of matrices) passes.transposeProject(m, this.next, this.pBuf, m.pAt, r, this.qBuf, m.qAt, this.acc);
       this.qOwn.set(this.qBuf);
       await c.allReduce(this.qBuf, { ...opts, op: ctx.op + 1 });
     }
@@ -138,7 +177,7 @@ class PowerSgdHook implements CommHook {
     let finite = true;
     for (const m of matrices) {
       finite =
-        decompressWithFeedback(m, this.pBuf, m.pAt, this.qBuf, this.qOwn, m.qAt, r, grad, this.next, this.acc) &&
+        passes.decompressWithFeedback(m, this.pBuf, m.pAt, this.qBuf, this.qOwn, m.qAt, r, grad, this.next, this.acc) &&
         finite;
     }
     at = this.layout.plainAt;

@@ -8,6 +8,7 @@
 // The pass over every element runs in WebAssembly with SIMD (kernels/top-k.wat) where the runtime
 // has it, and in JavaScript otherwise; both give the same bits. For the WebAssembly pass the
 // residual and the sum live in the kernel's memory, so the selector owns them.
+import { instantiateKernel, layout } from './kernels/instantiate.js';
 import { WASM_BASE64 } from './kernels/top-k-wasm.js';
 
 /**
@@ -164,29 +165,6 @@ function firstCapacity(k: number, length: number): number {
   return Math.min(length, Math.max(1024, Math.ceil((HEADROOM * k + 64) * 1.5)));
 }
 
-/** The part of the WebAssembly API used here (the project's type libraries do not declare it). */
-interface WasmApi {
-  validate(bytes: Uint8Array): boolean;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-  Memory: new (size: { initial: number; maximum: number }) => { buffer: ArrayBuffer };
-}
-const wasmApi = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-
-let wasmModule: object | null | undefined;
-
-/** The compiled kernel, or null where this runtime cannot run it (no WebAssembly SIMD). */
-function kernelModule(): object | null {
-  if (wasmModule === undefined) {
-    const bytes = Buffer.from(WASM_BASE64, 'base64');
-    wasmModule = wasmApi?.validate(bytes) ? new wasmApi.Module(bytes) : null;
-  }
-  return wasmModule;
-}
-
-/** Pages of 64 KiB a 32-bit WebAssembly memory can have. */
-const MAX_PAGES = 65536;
-
 /**
  * The WebAssembly pass and its memory: a block of g, the residual, the sum and the candidates.
  * g itself stays where the caller has it and is copied in a block at a time, zeroed behind.
@@ -202,42 +180,31 @@ class WasmPass {
 
   private constructor(
     private readonly run: (...args: number[]) => number,
-    memory: { buffer: ArrayBuffer },
+    buffer: ArrayBuffer,
+    at: Record<'block' | 'residual' | 'sum' | 'candidates' | 'values', number>,
     readonly length: number,
     readonly capacity: number,
   ) {
-    const buf = memory.buffer;
-    let at = 0;
-    const floats = (n: number) => {
-      const view = new Float32Array(buf, at, n);
-      at += n * 4;
-      return view;
-    };
-    this.block = floats(Math.min(BLOCK, length));
-    this.residualAt = at;
-    this.residual = floats(length);
-    this.sumAt = at;
-    this.sum = floats(length);
-    this.candidates = new Int32Array(buf, at, capacity);
-    at += capacity * 4;
-    this.values = new Float32Array(buf, at, capacity);
+    this.block = new Float32Array(buffer, at.block, Math.min(BLOCK, length));
+    this.residualAt = at.residual;
+    this.residual = new Float32Array(buffer, at.residual, length);
+    this.sumAt = at.sum;
+    this.sum = new Float32Array(buffer, at.sum, length);
+    this.candidates = new Int32Array(buffer, at.candidates, capacity);
+    this.values = new Float32Array(buffer, at.values, capacity);
   }
 
   static create(length: number, capacity: number): WasmPass | undefined {
-    const module = kernelModule();
-    if (!module || !wasmApi) return undefined;
-    const bytes = (Math.min(BLOCK, length) + 2 * length + 2 * capacity) * 4;
-    const pages = Math.max(1, Math.ceil(bytes / 65536));
-    if (pages > MAX_PAGES) return undefined;
-    let memory: { buffer: ArrayBuffer };
-    try {
-      memory = new wasmApi.Memory({ initial: pages, maximum: pages });
-    } catch {
-      return undefined; // the runtime would not give that much memory: the JavaScript pass
-    }
-    const instance = new wasmApi.Instance(module, { env: { memory } });
-    const run = instance.exports.addCollect as (...args: number[]) => number;
-    return new WasmPass(run, memory, length, capacity);
+    const { bytes, at } = layout({
+      block: [Math.min(BLOCK, length), 4],
+      residual: [length, 4],
+      sum: [length, 4],
+      candidates: [capacity, 4],
+      values: [capacity, 4],
+    });
+    const kernel = instantiateKernel(WASM_BASE64, bytes);
+    if (!kernel) return undefined;
+    return new WasmPass(kernel.exports.addCollect, kernel.buffer, at, length, capacity);
   }
 
   /**

@@ -6,10 +6,10 @@
 import type { Collective } from '../collective.js';
 import type { CommHook, CommHookContext, ResidualPolicy } from './comm-hook.js';
 import { decodeHookState, encodeHookState } from './hook-state.js';
-import { TopKSelector } from './top-k-select.js';
+import { TopKSelector, type TopKKernel } from './top-k-select.js';
 
-export function createTopKHook(length: number, ratio: number): CommHook {
-  return new TopKHook(length, ratio);
+export function createTopKHook(length: number, ratio: number, kernel?: TopKKernel): CommHook {
+  return new TopKHook(length, ratio, kernel);
 }
 
 class TopKHook implements CommHook {
@@ -23,10 +23,11 @@ class TopKHook implements CommHook {
   constructor(
     readonly length: number,
     ratio: number,
+    kernel?: TopKKernel,
   ) {
     if (!(ratio > 0 && ratio <= 1)) throw new RangeError(`expected a top-k ratio in (0, 1], got ${ratio}`);
     this.k = Math.min(length, Math.ceil(ratio * length));
-    this.selector = new TopKSelector(length, this.k);
+    this.selector = new TopKSelector(length, this.k, kernel);
   }
 
   async reduce(grad: Float32Array, c: Collective, ctx: CommHookContext): Promise<void> {
