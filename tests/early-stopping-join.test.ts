@@ -2,11 +2,11 @@
 // joins after the snapshot has none; on the restore it takes the state of a rank that does, so the
 // job ends with the best epoch's weights everywhere instead of failing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel, parseJobSpec, silentLogger, specHash } from '@tfjs-ddp/common';
-import { Coordinator, type JobSummary } from '@tfjs-ddp/coordinator';
-import { runWorker } from '@tfjs-ddp/worker';
+import { parseJobSpec } from '@tfjs-ddp/common';
+import type { JobSummary } from '@tfjs-ddp/coordinator';
+import { startInProcessJob } from './support/in-process.js';
 import { startNats, type NatsFixture } from './support/nats.js';
-import { tempDir, type TempDir } from './support/jobs.js';
+import { savedWeights, tempDir, type TempDir } from './support/jobs.js';
 
 describe('early stopping with a worker that joined after the best epoch', () => {
   let nats: NatsFixture;
@@ -44,24 +44,11 @@ describe('early stopping with a worker that joined after the best epoch', () => 
       }),
       `${name}.json`,
     );
-    const hash = specHash(spec);
-    const servers = [nats.url];
-    const worker = (id: string) =>
-      runWorker({
-        spec,
-        specHash: hash,
-        nats: { servers },
-        backend: 'cpu',
-        workerId: `${name}-${id}`,
-        log: silentLogger,
-      });
-    const coordinator = new Coordinator({ spec, specHash: hash, nats: { servers }, log: silentLogger });
-    const running = [worker('a'), worker('b')];
-    if (join) coordinator.once('epoch', () => running.push(worker('c')));
-    const summary = await coordinator.run();
-    await Promise.all(running);
-    const model = await loadModel(`${dir.path}/${name}/model`);
-    return { summary, params: model.variables().flatMap((v) => [...(v.dataSync() as Float32Array)]) };
+    const job = startInProcessJob(spec, nats.url, ['a', 'b']);
+    if (join) job.coordinator.once('epoch', () => job.addWorker('c'));
+    const summary = await job.result();
+    const params = [...(await savedWeights(`${dir.path}/${name}/model`))];
+    return { summary, params };
   }
 
   it('ends with the best epoch weights on every rank, the joiner included', async () => {

@@ -5,11 +5,10 @@
 // what a kernel computed, as WebGPU does, and checks it matches the same job with reads allowed.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { loadModel, parseJobSpec, silentLogger, specHash } from '@tfjs-ddp/common';
-import { Coordinator } from '@tfjs-ddp/coordinator';
-import { runWorker } from '@tfjs-ddp/worker';
+import { parseJobSpec } from '@tfjs-ddp/common';
+import { startInProcessJob } from './support/in-process.js';
 import { startNats, type NatsFixture } from './support/nats.js';
-import { tempDir, type TempDir } from './support/jobs.js';
+import { savedWeights, tempDir, type TempDir } from './support/jobs.js';
 
 interface Backend {
   read(dataId: object): Promise<unknown>;
@@ -105,23 +104,8 @@ describe('the worker on a backend without synchronous readback', () => {
       }),
       `${name}.json`,
     );
-    const hash = specHash(spec);
-    const servers = [nats.url];
-    const coordinator = new Coordinator({ spec, specHash: hash, nats: { servers }, log: silentLogger });
-    const running = ['a', 'b'].map((id) =>
-      runWorker({
-        spec,
-        specHash: hash,
-        nats: { servers },
-        backend: 'cpu',
-        workerId: `${name}-${id}`,
-        log: silentLogger,
-      }),
-    );
-    const summary = await coordinator.run();
-    await Promise.all(running);
-    const model = await loadModel(`${dir.path}/${name}/out/model`);
-    const params = model.variables().flatMap((v) => [...(v.dataSync() as Float32Array)]);
+    const summary = await startInProcessJob(spec, nats.url, ['a', 'b']).result();
+    const params = [...(await savedWeights(`${dir.path}/${name}/out/model`))];
     return { params, loss: summary.test?.loss };
   }
 
