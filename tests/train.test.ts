@@ -204,6 +204,35 @@ describe('GradientStep equivalence (N ranks with global batch B = one process wi
   });
 });
 
+describe('GradientStep with asynchronous readback (what the worker runs)', () => {
+  it('adds the same gradients as the synchronous step, and times the wait for them', async () => {
+    const built = await createModel({ zoo: 'binary-mlp', params: { hidden: 4 } }, tf, { seed: 2 });
+    const step = new GradientStep(built.model, built.loss);
+    const x = tf.randomNormal([8, 2], 0, 1, 'float32', 3);
+    const y = tf.tensor1d([0, 1, 1, 0, 1, 0, 0, 1]);
+    const sync = new Float32Array(step.size).fill(0.5);
+    const async = new Float32Array(step.size).fill(0.5);
+    const a = step.accumulate(x, y, sync);
+    // A device that takes 40 ms to hand the values back (the cpu backend's read, delayed).
+    const backend = tf.backend() as unknown as { read(id: object): Promise<unknown> };
+    const read = backend.read;
+    backend.read = async function (this: unknown, id: object) {
+      await new Promise((r) => setTimeout(r, 40));
+      return read.call(this, id);
+    };
+    try {
+      const b = await step.accumulateAsync(x, y, async);
+      expect(Buffer.from(async.buffer).equals(Buffer.from(sync.buffer))).toBe(true);
+      expect(b.lossSum).toBe(a.lossSum);
+      expect(b.readbackSeconds).toBeGreaterThanOrEqual(0.035);
+    } finally {
+      backend.read = read;
+      tf.dispose([x, y]);
+      built.model.dispose();
+    }
+  });
+});
+
 describe('GradientStep resources', () => {
   it('holds tensors flat over 2,000 steps of compute and apply', async () => {
     const built = await createModel({ zoo: 'binary-mlp', params: { hidden: 4 } }, tf, { seed: 1 });

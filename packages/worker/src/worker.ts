@@ -432,6 +432,7 @@ class WorkerRuntime {
     this.grad.fill(0);
     let lossSum = 0;
     let gather = 0;
+    let readback = 0;
     for (const part of splitEvenly(0, indices.length, this.spec.accumulationSteps)) {
       if (part.count === 0) continue;
       if (part.start > 0) await yieldToEventLoop();
@@ -439,7 +440,9 @@ class WorkerRuntime {
       const { x, y } = this.batches.tensors(this.data.train, indices.subarray(part.start, part.start + part.count));
       gather += performance.now() - g0;
       try {
-        lossSum += (await this.step.accumulateAsync(x, y, this.grad)).lossSum;
+        const part = await this.step.accumulateAsync(x, y, this.grad);
+        lossSum += part.lossSum;
+        readback += part.readbackSeconds ?? 0;
       } finally {
         tf.dispose([x, y]);
       }
@@ -467,8 +470,8 @@ class WorkerRuntime {
     const t4 = performance.now();
     const timings = {
       data: (t1 - t0) / 1000,
-      compute: (t2 - t1) / 1000,
-      readback: 0,
+      compute: Math.max(0, (t2 - t1) / 1000 - readback),
+      readback,
       allreduce: (t3 - t2) / 1000,
       apply: (t4 - t3) / 1000,
       wait,

@@ -13,6 +13,12 @@ export interface StepResult {
   /** Sum of the per-sample losses over this rank's samples. */
   lossSum: number;
   count: number;
+  /**
+   * Asynchronous steps only: seconds spent waiting for the gradients to reach host memory after
+   * the backward pass was issued (on WebGPU the device's work and the copy; near 0 on cpu and wasm,
+   * which compute synchronously).
+   */
+  readbackSeconds?: number;
 }
 
 export interface ApplyOptions {
@@ -104,6 +110,7 @@ export class GradientStep {
       return { lossSum: 0, count };
     }
     const { value, grads } = tf.tidy(() => this.gradients(x, y, count));
+    const issued = performance.now();
     try {
       await Promise.all(
         grads.map(async (g, i) => {
@@ -114,7 +121,8 @@ export class GradientStep {
           onFilled?.(at, at + data.length);
         }),
       );
-      return { lossSum: (await value.data())[0], count };
+      const lossSum = (await value.data())[0];
+      return { lossSum, count, readbackSeconds: (performance.now() - issued) / 1000 };
     } finally {
       tf.dispose([value, ...grads]);
     }
