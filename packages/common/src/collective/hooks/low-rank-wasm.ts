@@ -34,6 +34,38 @@ export interface LowRankBuffers {
 
 type Export = (...args: number[]) => number;
 
+/** The hook's buffers and their sizes, in the order they lie in memory. */
+function bufferParts(sizes: LowRankSizes) {
+  return {
+    residual: [sizes.length, 4],
+    next: [sizes.length, 4],
+    pBuf: [sizes.pLength, 4],
+    qBuf: [sizes.qLength, 4],
+    qOwn: [sizes.qLength, 4],
+    qWarm: [sizes.qLength, 4],
+    acc: [sizes.acc, 8],
+  } as const;
+}
+
+function buffersIn(buffer: ArrayBuffer, at: Record<keyof LowRankBuffers, number>, sizes: LowRankSizes): LowRankBuffers {
+  const f32 = (key: keyof LowRankBuffers, n: number) => new Float32Array(buffer, at[key], n);
+  return {
+    residual: f32('residual', sizes.length),
+    next: f32('next', sizes.length),
+    pBuf: f32('pBuf', sizes.pLength),
+    qBuf: f32('qBuf', sizes.qLength),
+    qOwn: f32('qOwn', sizes.qLength),
+    qWarm: f32('qWarm', sizes.qLength),
+    acc: new Float64Array(buffer, at.acc, sizes.acc),
+  };
+}
+
+/** The hook's buffers in ordinary memory, for the JavaScript passes. */
+export function lowRankBuffers(sizes: LowRankSizes): LowRankBuffers {
+  const { bytes, at } = layout(bufferParts(sizes));
+  return buffersIn(new ArrayBuffer(bytes), at, sizes);
+}
+
 export class LowRankKernels {
   private constructor(
     private readonly kernel: { project: Export; transpose: Export; decompress4: Export },
@@ -49,13 +81,7 @@ export class LowRankKernels {
   static create(sizes: LowRankSizes): LowRankKernels | undefined {
     const block = Math.max(BLOCK, sizes.maxCols);
     const { bytes, at } = layout({
-      residual: [sizes.length, 4],
-      next: [sizes.length, 4],
-      pBuf: [sizes.pLength, 4],
-      qBuf: [sizes.qLength, 4],
-      qOwn: [sizes.qLength, 4],
-      qWarm: [sizes.qLength, 4],
-      acc: [sizes.acc, 8],
+      ...bufferParts(sizes),
       block: [block, 4],
       qT: [4 * sizes.maxCols, 4],
       qOwnT: [4 * sizes.maxCols, 4],
@@ -63,19 +89,14 @@ export class LowRankKernels {
     const instance = instantiateKernel(WASM_BASE64, bytes);
     if (!instance) return undefined;
     const b = instance.buffer;
-    const f32 = (key: keyof typeof at, n: number) => new Float32Array(b, at[key], n);
     const { project, transpose, decompress4 } = instance.exports;
-    const qT = f32('qT', 4 * sizes.maxCols);
-    const qOwnT = f32('qOwnT', 4 * sizes.maxCols);
-    return new LowRankKernels({ project, transpose, decompress4 }, f32('block', block), qT, qOwnT, {
-      residual: f32('residual', sizes.length),
-      next: f32('next', sizes.length),
-      pBuf: f32('pBuf', sizes.pLength),
-      qBuf: f32('qBuf', sizes.qLength),
-      qOwn: f32('qOwn', sizes.qLength),
-      qWarm: f32('qWarm', sizes.qLength),
-      acc: new Float64Array(b, at.acc, sizes.acc),
-    });
+    return new LowRankKernels(
+      { project, transpose, decompress4 },
+      new Float32Array(b, at.block, block),
+      new Float32Array(b, at.qT, 4 * sizes.maxCols),
+      new Float32Array(b, at.qOwnT, 4 * sizes.maxCols),
+      buffersIn(b, at, sizes),
+    );
   }
 
   /** feedbackAndProject of low-rank.ts: m = g + residual, P = m·Q. */

@@ -15,7 +15,7 @@ import {
   transposeProject,
   type MatrixView,
 } from './low-rank.js';
-import { LowRankKernels } from './low-rank-wasm.js';
+import { LowRankKernels, lowRankBuffers } from './low-rank-wasm.js';
 
 /** The passes over the gradient: in JavaScript, or on the WebAssembly kernels (same bits). */
 interface LowRankPasses {
@@ -121,16 +121,14 @@ class PowerSgdHook implements CommHook {
     }
     // Only the compressed matrices carry a residual; plain ranges stay zero in it.
     const residualLength = layout.matrices.length ? layout.length : 0;
-    const kernels =
-      layout.matrices.length && settings.kernel !== 'js'
-        ? LowRankKernels.create({
-            length: residualLength,
-            pLength: layout.pLength,
-            qLength: layout.qLength,
-            acc: scratch,
-            maxCols,
-          })
-        : undefined;
+    const sizes = {
+      length: residualLength,
+      pLength: layout.pLength,
+      qLength: layout.qLength,
+      acc: scratch,
+      maxCols,
+    };
+    const kernels = layout.matrices.length && settings.kernel !== 'js' ? LowRankKernels.create(sizes) : undefined;
     if (settings.kernel === 'wasm' && !kernels) {
       throw new Error(
         'the WebAssembly PowerSGD passes cannot run here: no WebAssembly SIMD, not enough memory, or no matrix to compress',
@@ -138,14 +136,14 @@ class PowerSgdHook implements CommHook {
     }
     this.kernel = kernels ? 'wasm' : 'js';
     this.passes = kernels ?? JS_PASSES;
-    const b = kernels?.buffers;
-    this.residual = b?.residual ?? new Float32Array(residualLength);
-    this.next = b?.next ?? new Float32Array(residualLength);
-    this.pBuf = b?.pBuf ?? new Float32Array(layout.pLength);
-    this.qBuf = b?.qBuf ?? new Float32Array(layout.qLength);
-    this.qOwn = b?.qOwn ?? new Float32Array(layout.qLength);
-    this.qWarm = b?.qWarm ?? new Float32Array(layout.qLength);
-    this.acc = b?.acc ?? new Float64Array(scratch);
+    const b = kernels?.buffers ?? lowRankBuffers(sizes);
+    this.residual = b.residual;
+    this.next = b.next;
+    this.pBuf = b.pBuf;
+    this.qBuf = b.qBuf;
+    this.qOwn = b.qOwn;
+    this.qWarm = b.qWarm;
+    this.acc = b.acc;
     this.work = new Float64Array(scratch);
     this.initialQ(this.qWarm, 0);
   }

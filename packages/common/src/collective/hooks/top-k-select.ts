@@ -18,7 +18,7 @@ import { WASM_BASE64 } from './kernels/top-k-wasm.js';
  */
 const RUN = 64;
 const RUNS = 256;
-/** Candidates aimed for, as a multiple of k, so a sample that underestimates rarely needs a second pass. */
+/** Candidates aimed for, as a multiple of k. */
 const HEADROOM = 2;
 
 /** Elements of g copied into the kernel's memory at a time: 64 KiB, which stays in the L2 cache. */
@@ -48,13 +48,15 @@ export class TopKSelector {
       throw new RangeError(`expected k in [0, ${length}], got ${k}`);
     }
     this.sample = new Float32Array(Math.min(length, RUN * RUNS));
-    this.wasm = kernel === 'js' ? undefined : WasmPass.create(length, firstCapacity(k, length));
-    if (kernel === 'wasm' && !this.wasm) {
+    const made = kernel === 'js' ? undefined : WasmPass.create(length, capacityFor(firstTarget(k), length));
+    if (kernel === 'wasm' && !made) {
       throw new Error('the WebAssembly top-k pass cannot run here: no WebAssembly SIMD, or not enough memory');
     }
+    this.wasm = made?.pass;
     this.kernel = this.wasm ? 'wasm' : 'js';
-    this.residualBuf = this.wasm ? this.wasm.residual : new Float32Array(length);
-    this.sumBuf = this.wasm ? this.wasm.sum : new Float32Array(length);
+    this.residualBuf = made?.residual ?? new Float32Array(length);
+    this.sumBuf = made?.sum ?? new Float32Array(length);
+    if (!this.wasm) this.reserve(firstTarget(k));
   }
 
   /** What earlier steps did not send; the caller may read and overwrite it (state, load). */
@@ -80,32 +82,28 @@ export class TopKSelector {
       throw new RangeError(`expected room for ${k} indices and values, got ${indices.length} and ${values.length}`);
     }
     const sorted = this.sampleMagnitudes(g, this.residualBuf);
-    let target = HEADROOM * k + 64;
+    let target = firstTarget(k);
     let threshold = thresholdFor(sorted, target, length);
-    let found: number;
-    if (this.wasm) {
-      found = this.wasm.addCollect(g, threshold);
-      if (found >= k) {
-        this.pick(found, this.wasm.candidates, this.wasm.values, indices, values);
-        return;
-      }
-      // Too few passed, or more than there was room for: the JavaScript collection below goes on.
-      this.reserve(found < 0 ? this.wasm.capacity : target);
-    } else {
-      this.reserve(target);
-      found = addAndCollect(g, this.residualBuf, this.sumBuf, threshold, this.candidates, this.values);
-      g.fill(0);
-    }
-    while (found < k) {
-      if (found < 0) this.reserve(this.candidates.length * 2);
-      else {
+    // The first pass forms the sum and collects what reaches the threshold, counting past its room.
+    let cand = this.wasm ? this.wasm.candidates : this.candidates;
+    let vals = this.wasm ? this.wasm.values : this.values;
+    let found = this.wasm
+      ? this.wasm.addCollect(g, this.residualBuf, this.sumBuf, threshold)
+      : addAndCollect(g, this.residualBuf, this.sumBuf, threshold, cand, vals);
+    if (!this.wasm) g.fill(0);
+    // The sample misjudged: too few passed (lower the threshold), or more than there was room for
+    // (make exactly that much room); collect again from the sum.
+    while (found < k || found > cand.length) {
+      if (found < k) {
         target *= 4;
         threshold = thresholdFor(sorted, target, length);
-        this.reserve(target);
       }
-      found = collect(this.sumBuf, threshold, this.candidates, this.values);
+      this.reserve(found > cand.length ? found : target);
+      cand = this.candidates;
+      vals = this.values;
+      found = collectRange(this.sumBuf, 0, length, threshold, cand, vals, 0, cand.length);
     }
-    this.pick(found, this.candidates, this.values, indices, values);
+    this.pick(found, cand, vals, indices, values);
   }
 
   /** The step succeeded: the residual becomes the sum less what was sent (`indices`). */
@@ -113,7 +111,6 @@ export class TopKSelector {
     const sum = this.sumBuf;
     for (let j = 0; j < indices.length; j++) sum[indices[j]] = 0;
     [this.residualBuf, this.sumBuf] = [this.sumBuf, this.residualBuf];
-    this.wasm?.swap();
   }
 
   private sampleMagnitudes(g: Float32Array, residual: Float32Array): Float32Array {
@@ -130,9 +127,9 @@ export class TopKSelector {
     return s.sort();
   }
 
-  /** Room for about `target` candidates (more, for a sample that guessed low; at most length). */
+  /** Room for about `target` candidates in the JavaScript arrays. */
   private reserve(target: number): void {
-    const want = Math.min(this.length, Math.max(1024, Math.ceil(target * 1.5)));
+    const want = capacityFor(target, this.length);
     if (this.candidates.length >= want) return;
     this.candidates = new Int32Array(want);
     this.values = new Float32Array(want);
@@ -142,7 +139,7 @@ export class TopKSelector {
   private pick(found: number, cand: Int32Array, vals: Float32Array, indices: Uint32Array, values: Float32Array): void {
     const k = this.k;
     if (k === 0) return;
-    if (this.work.length < found) this.work = new Float32Array(Math.max(found, this.candidates.length));
+    if (this.work.length < found) this.work = new Float32Array(Math.max(found, cand.length));
     const work = this.work.subarray(0, found);
     for (let j = 0; j < found; j++) work[j] = magnitude(vals[j]);
     const kth = kthLargest(work, k);
@@ -160,41 +157,33 @@ export class TopKSelector {
   }
 }
 
-/** Candidates the first pass has room for: about what the sample aims at, with headroom. */
-function firstCapacity(k: number, length: number): number {
-  return Math.min(length, Math.max(1024, Math.ceil((HEADROOM * k + 64) * 1.5)));
+/** Candidates aimed for first: about 2k, so a sample that underestimates rarely needs a second pass. */
+function firstTarget(k: number): number {
+  return HEADROOM * k + 64;
+}
+
+/** Room for about `target` candidates: half as many again, for a sample that guessed low; at most length. */
+function capacityFor(target: number, length: number): number {
+  return Math.min(length, Math.max(1024, Math.ceil(target * 1.5)));
 }
 
 /**
- * The WebAssembly pass and its memory: a block of g, the residual, the sum and the candidates.
- * g itself stays where the caller has it and is copied in a block at a time, zeroed behind.
+ * The WebAssembly pass: its memory holds a block of g, the residual, the sum and the candidates. g
+ * itself stays where the caller has it and is copied in a block at a time, zeroed behind.
  */
 class WasmPass {
-  residual: Float32Array;
-  sum: Float32Array;
-  readonly candidates: Int32Array;
-  readonly values: Float32Array;
-  private residualAt: number;
-  private sumAt: number;
-  private readonly block: Float32Array;
-
   private constructor(
     private readonly run: (...args: number[]) => number,
-    buffer: ArrayBuffer,
-    at: Record<'block' | 'residual' | 'sum' | 'candidates' | 'values', number>,
-    readonly length: number,
-    readonly capacity: number,
-  ) {
-    this.block = new Float32Array(buffer, at.block, Math.min(BLOCK, length));
-    this.residualAt = at.residual;
-    this.residual = new Float32Array(buffer, at.residual, length);
-    this.sumAt = at.sum;
-    this.sum = new Float32Array(buffer, at.sum, length);
-    this.candidates = new Int32Array(buffer, at.candidates, capacity);
-    this.values = new Float32Array(buffer, at.values, capacity);
-  }
+    private readonly block: Float32Array,
+    readonly candidates: Int32Array,
+    readonly values: Float32Array,
+  ) {}
 
-  static create(length: number, capacity: number): WasmPass | undefined {
+  /** The pass, with the residual and sum views the selector keeps (in the pass's memory). */
+  static create(
+    length: number,
+    capacity: number,
+  ): { pass: WasmPass; residual: Float32Array; sum: Float32Array } | undefined {
     const { bytes, at } = layout({
       block: [Math.min(BLOCK, length), 4],
       residual: [length, 4],
@@ -204,42 +193,41 @@ class WasmPass {
     });
     const kernel = instantiateKernel(WASM_BASE64, bytes);
     if (!kernel) return undefined;
-    return new WasmPass(kernel.exports.addCollect, kernel.buffer, at, length, capacity);
+    const b = kernel.buffer;
+    const pass = new WasmPass(
+      kernel.exports.addCollect,
+      new Float32Array(b, at.block, Math.min(BLOCK, length)),
+      new Int32Array(b, at.candidates, capacity),
+      new Float32Array(b, at.values, capacity),
+    );
+    return { pass, residual: new Float32Array(b, at.residual, length), sum: new Float32Array(b, at.sum, length) };
   }
 
   /**
-   * sum = g + residual, g zeroed, and the elements of sum that reach `threshold` as candidates;
-   * returns how many, or -1 when more passed than there is room for (sum is complete either way).
+   * sum = g + residual (both views of this pass's memory), g zeroed, and the elements of sum that
+   * reach `threshold` as candidates; returns how many passed, also beyond the room for them.
    */
-  addCollect(g: Float32Array, threshold: number): number {
-    const { block, length, capacity } = this;
-    const blockAt = block.byteOffset;
-    const candidatesAt = this.candidates.byteOffset;
-    const valuesAt = this.values.byteOffset;
+  addCollect(g: Float32Array, residual: Float32Array, sum: Float32Array, threshold: number): number {
+    const { block, candidates, values } = this;
     let count = 0;
-    for (let from = 0; from < length; from += block.length) {
-      const to = Math.min(length, from + block.length);
+    for (let from = 0; from < g.length; from += block.length) {
+      const to = Math.min(g.length, from + block.length);
       block.set(g.subarray(from, to));
       g.fill(0, from, to);
       count = this.run(
-        blockAt,
-        this.residualAt + from * 4,
-        this.sumAt + from * 4,
+        block.byteOffset,
+        residual.byteOffset + from * 4,
+        sum.byteOffset + from * 4,
         to - from,
         threshold,
-        candidatesAt,
-        valuesAt,
+        candidates.byteOffset,
+        values.byteOffset,
         count,
-        capacity,
+        candidates.length,
         from,
       );
     }
-    return count > capacity ? -1 : count;
-  }
-
-  swap(): void {
-    [this.residual, this.sum] = [this.sum, this.residual];
-    [this.residualAt, this.sumAt] = [this.sumAt, this.residualAt];
+    return count;
   }
 }
 
@@ -258,7 +246,7 @@ function thresholdFor(sorted: Float32Array, target: number, length: number): num
 
 /**
  * sum = g + residual, and the elements whose magnitude reaches `threshold` into `at` (index) and
- * `vals`; returns how many, or -1 when they did not fit (sum is complete either way).
+ * `vals`; returns how many passed, also beyond the room in `at` (sum is complete either way).
  *
  * Four elements a turn with one test for all four: on 16 Mi floats (one core, about 0.2% passing)
  * this took about 30 ms where the one-at-a-time loop took about 55 ms; the loop is bound by
@@ -297,8 +285,7 @@ function addAndCollect(
     }
   }
   for (; i < len; i++) sum[i] = g[i] + residual[i];
-  n = collectRange(sum, len - (len % 4), len, threshold, at, vals, n, cap);
-  return n > cap ? -1 : n;
+  return collectRange(sum, len - (len % 4), len, threshold, at, vals, n, cap);
 }
 
 /** Appends the elements of sum[from, to) that reach `threshold`; counts past `cap` without storing. */
@@ -325,19 +312,6 @@ function collectRange(
   return n;
 }
 
-function collect(sum: Float32Array, threshold: number, at: Int32Array, vals: Float32Array): number {
-  let n = 0;
-  const cap = at.length;
-  for (let i = 0; i < sum.length; i++) {
-    const x = sum[i];
-    if (!(Math.abs(x) < threshold)) {
-      if (n === cap) return -1;
-      at[n] = i;
-      vals[n++] = x;
-    }
-  }
-  return n;
-}
 /** The k-th largest value of `keys` (1 ≤ k ≤ length), by quickselect; reorders keys. */
 function kthLargest(keys: Float32Array, k: number): number {
   const want = keys.length - k;

@@ -45,6 +45,7 @@ class TopKHook implements CommHook {
     this.selector.select(grad, indices, values); // leaves grad zeroed
     await c.allGather(this.blocks, { op: ctx.op, timeoutMs: ctx.timeoutMs, signal: ctx.signal });
     const all = new Uint32Array(this.blocks.buffer, this.blocks.byteOffset, this.blocks.length);
+    let finite = true;
     for (let r = 0; r < n; r++) {
       const at = r * block;
       for (let j = 0; j < k; j++) {
@@ -52,23 +53,16 @@ class TopKHook implements CommHook {
         if (i >= this.length) {
           throw new RangeError(`rank ${r} sent index ${i} for a gradient of ${this.length} floats; its build differs`);
         }
-        grad[i] += this.blocks[at + k + j];
+        const v = this.blocks[at + k + j];
+        if (!Number.isFinite(v)) finite = false;
+        grad[i] += v;
       }
     }
     // A NaN or Inf sent means every rank skips this update; the state stays as it was. (Finite values
     // whose sum overflows are not caught here: the update is skipped, the residual is still finite.)
-    if (!this.gatheredFinite(n)) return;
+    if (!finite) return;
     this.selector.commit(indices);
     this.steps++;
-  }
-
-  private gatheredFinite(n: number): boolean {
-    const k = this.k;
-    for (let r = 0; r < n; r++) {
-      const values = this.blocks.subarray(r * 2 * k + k, (r + 1) * 2 * k);
-      for (let j = 0; j < k; j++) if (!Number.isFinite(values[j])) return false;
-    }
-    return true;
   }
 
   state(): Uint8Array {
