@@ -37,10 +37,6 @@ export class CheckpointStore {
     private readonly log: Logger,
   ) {}
 
-  get location(): string {
-    return this.storage.location;
-  }
-
   async save(meta: Omit<CheckpointMeta, 'format' | 'stateSha256' | 'createdAt'>, state: Uint8Array): Promise<string> {
     const name = `${PREFIX}${String(meta.step).padStart(10, '0')}`;
     const full: CheckpointMeta = {

@@ -23,7 +23,7 @@ import {
   isLanguageModelJob,
   learningRateAt,
   maxPayload,
-  stepsPerEpoch,
+  splitEvenly,
   registerReplySchema,
   registerRequestSchema,
   reportSchema,
@@ -128,13 +128,14 @@ export interface GenerationRecord {
 interface Member {
   workerId: string;
   backend: string;
-  sizes: { train: number; validation: number; test: number };
   lastSeen: number;
 }
 
+type DatasetSizes = { train: number; validation: number; test: number };
+
 const MAX_CONTROL_BYTES = 1 << 20;
-/** Attempts of one step (first try and redos) before the job fails. */
-const MAX_STEP_ATTEMPTS = 4;
+/** Attempts of one step, or of any other recovered wait (first try and redos), before the job fails. */
+const MAX_ATTEMPTS = 4;
 
 export class Coordinator extends EventEmitter {
   private readonly log: Logger;
@@ -143,6 +144,7 @@ export class Coordinator extends EventEmitter {
   private ownsConnection = false;
   private readonly subs: Subscription[] = [];
   private readonly registered = new Map<string, Member>();
+  private datasetSizes?: DatasetSizes;
   private members: string[] = [];
   private generation = 0;
   private nextOp = 1;
@@ -314,11 +316,10 @@ export class Coordinator extends EventEmitter {
         req.workerId,
         `job spec differs: worker has spec hash ${req.specHash}, coordinator has ${this.opts.specHash}; give every process the same job file`,
       );
-    const first = [...this.registered.values()][0];
-    if (first && JSON.stringify(first.sizes) !== JSON.stringify(req.sizes)) {
+    if (this.datasetSizes && JSON.stringify(this.datasetSizes) !== JSON.stringify(req.sizes)) {
       return refuse(
         req.workerId,
-        `dataset sizes differ: this worker loaded ${JSON.stringify(req.sizes)}, others ${JSON.stringify(first.sizes)}; every worker must read the same data`,
+        `dataset sizes differ: this worker loaded ${JSON.stringify(req.sizes)}, others ${JSON.stringify(this.datasetSizes)}; every worker must read the same data`,
       );
     }
     const known = this.registered.get(req.workerId);
@@ -327,9 +328,10 @@ export class Coordinator extends EventEmitter {
     this.registered.set(req.workerId, {
       workerId: req.workerId,
       backend: req.backend,
-      sizes: req.sizes,
       lastSeen: Date.now(),
     });
+    // Fixed by the first worker accepted, for the whole job: the data plan is built on it.
+    this.datasetSizes ??= req.sizes;
     // A member registering again was restarted: its old process is gone, so is its part of the step in flight.
     const rank = this.members.indexOf(req.workerId);
     if (rank >= 0) {
@@ -387,6 +389,49 @@ export class Coordinator extends EventEmitter {
   }
 
   /**
+   * One wait on worker reports, registered before the caller sends its command: `onReport` sees
+   * every report and settles the wait; the deadline, a lost member (`lost` names it) or an abort of
+   * the job end it with an error.
+   */
+  private awaitReports<T>(wait: {
+    timeoutMs: number;
+    onReport(r: Report, done: (value: T) => void, fail: (err: Error) => void): void;
+    onTimeout(): Error;
+    lost(): Error | undefined;
+  }): Promise<T> {
+    const result = new Promise<T>((resolve, reject) => {
+      const finish = (err?: Error, value?: T) => {
+        clearTimeout(timer);
+        clearInterval(watch);
+        this.waiters.delete(waiter);
+        this.aborters.delete(finish);
+        this.interrupters.delete(finish);
+        if (err) reject(err);
+        else resolve(value as T);
+      };
+      const waiter = (r: Report) =>
+        wait.onReport(
+          r,
+          (value) => finish(undefined, value),
+          (err) => finish(err),
+        );
+      const timer = setTimeout(() => finish(wait.onTimeout()), wait.timeoutMs);
+      // Heartbeats name a dead or stalled worker within seconds, long before the deadline.
+      const watch = setInterval(() => {
+        const err = wait.lost();
+        if (err) finish(err);
+      }, 200);
+      this.waiters.add(waiter);
+      this.aborters.add(finish);
+      this.interrupters.add(finish);
+      if (this.abortError) finish(this.abortError);
+    });
+    // Callers await it only after sending their command; an abort meanwhile must not be an unhandled rejection.
+    result.catch(() => {});
+    return result;
+  }
+
+  /**
    * Waits until every current member sent a report matching `accept`. A `failed` report of the
    * current generation, or the deadline, rejects with an error naming the ranks that did not answer.
    */
@@ -397,58 +442,37 @@ export class Coordinator extends EventEmitter {
   ): Promise<Map<number, R>> {
     const got = new Map<number, R>();
     const world = this.members.length;
-    const result = new Promise<Map<number, R>>((resolve, reject) => {
-      const finish = (err?: Error) => {
-        clearTimeout(timer);
-        clearInterval(watch);
-        this.waiters.delete(waiter);
-        this.aborters.delete(finish);
-        this.interrupters.delete(finish);
-        if (err) reject(err);
-        else resolve(got);
-      };
-      const waiter = (r: Report) => {
+    const named = (ranks: number[]) => ranks.map((i) => `${i} (${this.members[i]})`).join(', ');
+    return this.awaitReports({
+      timeoutMs,
+      onReport: (r, done, fail) => {
         if (r.type === 'failed' && r.gen === this.generation) {
-          finish(new StepFailedError(`${what} failed on rank ${r.rank} (${r.workerId}): ${r.error}`, [r.rank]));
+          fail(new StepFailedError(`${what} failed on rank ${r.rank} (${r.workerId}): ${r.error}`, [r.rank]));
           return;
         }
         if (!accept(r)) return;
         const rank = this.members.indexOf(r.workerId);
         if (rank < 0) return;
         got.set(rank, r);
-        if (got.size === world) finish();
-      };
-      const timer = setTimeout(() => {
+        if (got.size === world) done(got);
+      },
+      onTimeout: () => {
         const missing = this.members.map((_, i) => i).filter((i) => !got.has(i));
-        finish(
-          new StepFailedError(
-            `${what} timed out after ${timeoutMs} ms: no report from rank${missing.length > 1 ? 's' : ''} ${missing
-              .map((i) => `${i} (${this.members[i]})`)
-              .join(', ')}`,
-            missing,
-          ),
+        return new StepFailedError(
+          `${what} timed out after ${timeoutMs} ms: no report from rank${missing.length > 1 ? 's' : ''} ${named(missing)}`,
+          missing,
         );
-      }, timeoutMs);
-      // Heartbeats name a dead or stalled worker within seconds, long before the step deadline.
-      const watch = setInterval(() => {
+      },
+      lost: () => {
         const lost = this.lostMembers().filter((rank) => !got.has(rank));
-        if (lost.length === 0) return;
-        finish(
-          new StepFailedError(
-            `${what}: ${lost.map((r) => `rank ${r} (${this.members[r]})`).join(', ')} lost: no heartbeat for ` +
-              `${this.spec.faults.heartbeatTimeoutMs} ms, and no report of ${what}`,
-            lost,
-          ),
+        if (lost.length === 0) return undefined;
+        return new StepFailedError(
+          `${what}: ${lost.map((r) => `rank ${r} (${this.members[r]})`).join(', ')} lost: no heartbeat for ` +
+            `${this.spec.faults.heartbeatTimeoutMs} ms, and no report of ${what}`,
+          lost,
         );
-      }, 200);
-      this.waiters.add(waiter);
-      this.aborters.add(finish);
-      this.interrupters.add(finish);
-      if (this.abortError) finish(this.abortError);
+      },
     });
-    // Callers await it only after sending their command; an abort meanwhile must not be an unhandled rejection.
-    result.catch(() => {});
-    return result;
   }
 
   /** Ranks of the current generation whose heartbeats stopped. */
@@ -499,9 +523,7 @@ export class Coordinator extends EventEmitter {
     this.generation += 1;
     this.restarted.clear();
     // Ranks follow worker ids, not arrival order, so a rerun with the same workers sums in the same order.
-    this.members = [...this.registered.keys()]
-      .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }))
-      .slice(0, this.spec.workers.max);
+    this.members = [...this.registered.keys()].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
     const gen = this.generation;
     const joined = this.collect(
       'joining generation',
@@ -512,26 +534,16 @@ export class Coordinator extends EventEmitter {
     const joins = await joined;
     let root = 0;
     for (const [rank, r] of joins) if (r.appliedStep > (joins.get(root)?.appliedStep ?? -1)) root = rank;
-    let appliedStep = joins.get(root)?.appliedStep ?? -1;
-    const ready = this.collect(
-      load ? 'loading the checkpoint' : 'state broadcast',
-      (r): r is Extract<Report, { type: 'ready' }> => r.type === 'ready' && r.gen === gen,
-      this.spec.timeouts.stepMs,
-    );
-    if (load) {
-      const id = this.nextId++;
-      const chunks = splitChunks(load, Math.max(1024, maxPayload(this.nc) - 4096));
-      for (let index = 0; index < chunks.length; index++) {
-        await this.broadcastCommand({ type: 'load', gen, id, index, total: chunks.length, data: chunks[index] });
-      }
-      appliedStep = step - 1;
-    } else {
-      const op = this.nextOp;
-      this.nextOp += 2;
-      await this.broadcastCommand({ type: 'sync', gen, op, root });
-    }
-    const reports = await ready;
-    this.checkReplicasEqual(reports, 'the state broadcast');
+    const appliedStep = load ? step - 1 : (joins.get(root)?.appliedStep ?? -1);
+    const reports = load
+      ? await this.untilReady('loading the checkpoint', async () => {
+          const id = this.nextId++;
+          const chunks = splitChunks(load, Math.max(1024, maxPayload(this.nc) - 4096));
+          for (let index = 0; index < chunks.length; index++) {
+            await this.broadcastCommand({ type: 'load', gen, id, index, total: chunks.length, data: chunks[index] });
+          }
+        })
+      : await this.syncFrom(root, 'the state broadcast');
     const memberHashes = this.members.map((_, rank) => reports.get(rank)?.hash ?? '');
     this.generations.push({
       generation: gen,
@@ -578,23 +590,17 @@ export class Coordinator extends EventEmitter {
   /** Registered workers that are not members yet (newcomers, restarted workers) join at a step boundary. */
   private async admitNewcomers(step: number): Promise<void> {
     const waiting = [...this.registered.keys()].filter((id) => !this.members.includes(id) || this.restarted.has(id));
-    if (waiting.length === 0 || (this.members.length >= this.spec.workers.max && this.restarted.size === 0)) return;
+    if (waiting.length === 0) return;
     await this.formGeneration(step, `joined: ${waiting.join(', ')}`);
   }
 
-  private sizes(): Member['sizes'] {
-    const first = [...this.registered.values()][0];
-    if (!first) throw new JobFailedError('no worker registered');
-    return first.sizes;
+  private sizes(): DatasetSizes {
+    if (!this.datasetSizes) throw new JobFailedError('no worker registered');
+    return this.datasetSizes;
   }
 
   private async evaluate(split: 'validation' | 'test', size: number): Promise<Record<string, number>> {
-    const world = this.members.length;
-    const slices: [number, number][] = [];
-    for (let r = 0; r < world; r++) {
-      const start = Math.floor((r * size) / world);
-      slices.push([start, Math.floor(((r + 1) * size) / world) - start]);
-    }
+    const slices = splitEvenly(0, size, this.members.length).map((sl) => [sl.start, sl.count] as [number, number]);
     const id = this.nextId++;
     const done = this.collect(
       `${split} evaluation`,
@@ -637,16 +643,7 @@ export class Coordinator extends EventEmitter {
       return false;
     }
     const root = Math.min(...holders);
-    const gen = this.generation;
-    const ready = this.collect(
-      'broadcast of the best weights',
-      (r): r is Extract<Report, { type: 'ready' }> => r.type === 'ready' && r.gen === gen,
-      this.spec.timeouts.stepMs,
-    );
-    const op = this.nextOp;
-    this.nextOp += 2;
-    await this.broadcastCommand({ type: 'sync', gen, op, root });
-    this.checkReplicasEqual(await ready, 'the broadcast of the best weights');
+    await this.syncFrom(root, 'the broadcast of the best weights');
     this.log.info('best weights restored', {
       epoch: bestEpoch + 1,
       from: `rank ${root}`,
@@ -658,11 +655,44 @@ export class Coordinator extends EventEmitter {
     return true;
   }
 
-  private checkReplicasEqual(reports: Map<number, Extract<Report, { type: 'ready' }>>, after: string): void {
-    const hashes = new Set([...reports.values()].map((r) => r.hash));
-    if (hashes.size !== 1) {
+  /** Root's whole state to every member (the `sync` command); resolves once all report it, alike. */
+  private syncFrom(root: number, what: string): Promise<Map<number, Extract<Report, { type: 'ready' }>>> {
+    return this.untilReady(what, () =>
+      this.broadcastCommand({ type: 'sync', gen: this.generation, op: this.takeOps(2), root }),
+    );
+  }
+
+  /** Runs `send` with every member's `ready` awaited (registered first) and checks their hashes agree. */
+  private async untilReady(
+    what: string,
+    send: () => Promise<void>,
+  ): Promise<Map<number, Extract<Report, { type: 'ready' }>>> {
+    const gen = this.generation;
+    const ready = this.collect(
+      what,
+      (r): r is Extract<Report, { type: 'ready' }> => r.type === 'ready' && r.gen === gen,
+      this.spec.timeouts.stepMs,
+    );
+    await send();
+    const reports = await ready;
+    this.checkReplicasEqual(reports, what);
+    return reports;
+  }
+
+  /** A block of `n` collective operation ids, fresh for this job. */
+  private takeOps(n: number): number {
+    const op = this.nextOp;
+    this.nextOp += n;
+    return op;
+  }
+
+  /** Every rank's parameter hash equals rank 0's, or the job fails naming the ranks that drifted. */
+  private checkReplicasEqual(reports: Map<number, { hash?: string }>, after: string): void {
+    const ref = reports.get(0)?.hash;
+    const drifted = [...reports.entries()].filter(([, r]) => r.hash !== ref).map(([rank]) => rank);
+    if (drifted.length > 0) {
       throw new JobFailedError(
-        `replicas differ after ${after}: ${[...reports.values()].map((r) => `rank ${r.rank}: ${r.hash}`).join(', ')}`,
+        `parameter drift after ${after}: rank${drifted.length > 1 ? 's' : ''} ${drifted.join(', ')} differ from rank 0 (hash ${ref}); replicas must stay bit-identical`,
       );
     }
   }
@@ -672,6 +702,8 @@ export class Coordinator extends EventEmitter {
     const sizes = this.sizes();
     const plan = new DataPlan({ size: sizes.train, batchSize: spec.batchSize, seed: spec.seed });
     const stepsPerEpoch = plan.stepsPerEpoch;
+    const totalSteps = stepsPerEpoch * spec.epochs;
+    const hashDue = (globalStep: number) => spec.hashCheckEvery > 0 && (globalStep + 1) % spec.hashCheckEvery === 0;
     const early = spec.earlyStopping ? new EarlyStopping(spec.earlyStopping) : undefined;
     const throughput = new Throughput();
     const progress: TrainingProgress = {
@@ -684,7 +716,6 @@ export class Coordinator extends EventEmitter {
     let globalStep = 0;
     let trainSamples = 0;
     let trainSeconds = 0;
-    let stoppedEarly = false;
     let nonFiniteInARow = 0;
     let failedStep = -1;
     let failures = 0;
@@ -701,7 +732,6 @@ export class Coordinator extends EventEmitter {
       resumedAtStep = m.step;
       Object.assign(progress, m.progress as Partial<TrainingProgress>);
       if (early && m.progress.early) early.restore(m.progress.early as ReturnType<EarlyStopping['state']>);
-      stoppedEarly = progress.stoppedEarly;
       this.generation = Math.max(this.generation, m.generation);
       this.lastCheckpoint = resume.path;
       this.log.info('resuming from checkpoint', {
@@ -739,7 +769,7 @@ export class Coordinator extends EventEmitter {
       progress.checkpoints.push(path);
     };
 
-    for (let epoch = plan.cursor().epoch; epoch < spec.epochs && !stoppedEarly; epoch++) {
+    for (let epoch = plan.cursor().epoch; epoch < spec.epochs && !progress.stoppedEarly; epoch++) {
       const epochStart = performance.now();
       let lossSum = 0;
       let samples = 0;
@@ -749,13 +779,13 @@ export class Coordinator extends EventEmitter {
         const step = plan.peek(world);
         let reports: Map<number, Extract<Report, { type: 'stepDone' }>> | undefined;
         try {
-          reports = await this.runStep(globalStep, step, world);
+          reports = await this.runStep(globalStep, step, world, { totalSteps, hash: hashDue(globalStep) });
         } catch (err) {
           if (!(err instanceof StepFailedError)) throw err;
           // A step that fails again and again on live workers is broken, not unlucky: stop, saying why.
           failures = failedStep === globalStep ? failures + 1 : 1;
           failedStep = globalStep;
-          if (failures > MAX_STEP_ATTEMPTS) {
+          if (failures >= MAX_ATTEMPTS) {
             throw new JobFailedError(`step ${globalStep} failed ${failures} times; the last time: ${err.message}`);
           }
           if (!(await this.recover(err, globalStep))) continue;
@@ -764,8 +794,7 @@ export class Coordinator extends EventEmitter {
         progress.committed.push([step.epoch, step.start, step.globalCount]);
         let stepLoss = 0;
         if (reports) {
-          if (spec.hashCheckEvery > 0 && (globalStep + 1) % spec.hashCheckEvery === 0)
-            this.checkHashes(reports, globalStep);
+          if (hashDue(globalStep)) this.checkReplicasEqual(reports, `step ${globalStep}`);
           const held = [...reports.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r.tensors);
           if (globalStep <= 10) tensorsHeld.early = held;
           tensorsHeld.end = held;
@@ -846,7 +875,6 @@ export class Coordinator extends EventEmitter {
         if (improved && spec.earlyStopping?.restoreBestWeights)
           await this.withRecovery(globalStep, () => this.simple('snapshot'));
         if (stop) {
-          stoppedEarly = true;
           progress.stoppedEarly = true;
           this.log.info('early stopping', {
             epoch: epoch + 1,
@@ -859,7 +887,7 @@ export class Coordinator extends EventEmitter {
       await saveCheckpoint();
     }
     let bestWeightsRestored: boolean | undefined;
-    if (early && stoppedEarly && spec.earlyStopping?.restoreBestWeights)
+    if (early && progress.stoppedEarly && spec.earlyStopping?.restoreBestWeights)
       bestWeightsRestored = await this.withRecovery(globalStep, () => this.restoreBest(early.bestEpochIndex));
 
     const test =
@@ -871,7 +899,7 @@ export class Coordinator extends EventEmitter {
     const result: JobSummary = {
       job: spec.name,
       specHash: this.opts.specHash,
-      status: stoppedEarly ? 'stopped-early' : 'completed',
+      status: progress.stoppedEarly ? 'stopped-early' : 'completed',
       ...(bestWeightsRestored !== undefined && { bestWeightsRestored }),
       backends: Object.fromEntries([...this.registered.values()].map((m) => [m.workerId, m.backend])),
       worldSize: this.members.length,
@@ -910,6 +938,7 @@ export class Coordinator extends EventEmitter {
     globalStep: number,
     step: PlannedStep,
     world: number,
+    { totalSteps, hash }: { totalSteps: number; hash: boolean },
   ): Promise<Map<number, Extract<Report, { type: 'stepDone' }>>> {
     const gen = this.generation;
     const done = this.collect(
@@ -920,8 +949,7 @@ export class Coordinator extends EventEmitter {
     );
     const commandAt = performance.timeOrigin + performance.now();
     // A communication hook may run several collective operations per step: it gets a block of op ids.
-    const op = this.nextOp;
-    this.nextOp += COMM_HOOK_OPS;
+    const op = this.takeOps(COMM_HOOK_OPS);
     await this.broadcastCommand({
       type: 'step',
       gen,
@@ -930,13 +958,8 @@ export class Coordinator extends EventEmitter {
       op,
       slices: step.slices.map((sl) => [sl.start, sl.count] as [number, number]),
       globalCount: step.globalCount,
-      lr: learningRateAt(
-        this.spec.optimizer,
-        globalStep,
-        world,
-        stepsPerEpoch(this.sizes().train, this.spec.batchSize) * this.spec.epochs,
-      ),
-      hash: this.spec.hashCheckEvery > 0 && (globalStep + 1) % this.spec.hashCheckEvery === 0,
+      lr: learningRateAt(this.spec.optimizer, globalStep, world, totalSteps),
+      hash,
     });
     const reports = await done;
     const doneAt = performance.timeOrigin + performance.now();
@@ -946,7 +969,7 @@ export class Coordinator extends EventEmitter {
       generation: gen,
       commandAt,
       doneAt,
-      reports: reports.values(),
+      reports: [...reports.values()],
     });
     return reports;
   }
@@ -957,7 +980,7 @@ export class Coordinator extends EventEmitter {
       try {
         return await fn();
       } catch (err) {
-        if (!(err instanceof StepFailedError) || attempt >= 5) throw err;
+        if (!(err instanceof StepFailedError) || attempt + 1 >= MAX_ATTEMPTS) throw err;
         await this.recover(err, step);
       }
     }
@@ -969,16 +992,6 @@ export class Coordinator extends EventEmitter {
       this.broadcastCommand({ type: 'checkpoint', gen: this.generation, id }),
     );
     return assembler.take('state.bin');
-  }
-
-  private checkHashes(reports: Map<number, Extract<Report, { type: 'stepDone' }>>, step: number): void {
-    const ref = reports.get(0)?.hash;
-    const drifted = [...reports.entries()].filter(([, r]) => r.hash !== ref).map(([rank]) => rank);
-    if (drifted.length > 0) {
-      throw new JobFailedError(
-        `parameter drift at step ${step}: rank${drifted.length > 1 ? 's' : ''} ${drifted.join(', ')} differ from rank 0 (hash ${ref}); replicas must stay bit-identical`,
-      );
-    }
   }
 
   private async saveModel(
@@ -1011,39 +1024,27 @@ export class Coordinator extends EventEmitter {
     const rank0 = this.members[0];
     let saved: Extract<Report, { type: 'saved' }> | undefined;
     const timeoutMs = this.spec.timeouts.stepMs * 4;
-    const result = new Promise<Extract<Report, { type: 'saved' }>>((resolve, reject) => {
-      const finish = (err?: Error) => {
-        clearTimeout(timer);
-        clearInterval(watch);
-        this.waiters.delete(waiter);
-        this.aborters.delete(finish);
-        this.interrupters.delete(finish);
-        if (err) reject(err);
-        else resolve(saved!);
-      };
-      const timer = setTimeout(() => {
-        const missing = saved ? `; missing: ${assembler.missing(saved.files.map((f) => f.name)).join(', ')}` : '';
-        finish(new StepFailedError(`rank 0 (${rank0}) did not deliver ${what} within ${timeoutMs} ms${missing}`, [0]));
-      }, timeoutMs);
-      const watch = setInterval(() => {
-        if (this.lostMembers().includes(0))
-          finish(new StepFailedError(`rank 0 (${rank0}) was lost while sending ${what}`, [0]));
-      }, 200);
-      const waiter = (r: Report) => {
+    const result = this.awaitReports<Extract<Report, { type: 'saved' }>>({
+      timeoutMs,
+      onReport: (r, done, fail) => {
         if (r.type === 'failed' && r.workerId === rank0) {
-          finish(new StepFailedError(`sending ${what} failed on rank 0: ${r.error}`, [0]));
+          fail(new StepFailedError(`sending ${what} failed on rank 0: ${r.error}`, [0]));
           return;
         }
         if ((r.type !== 'artifact' && r.type !== 'saved') || r.id !== id || r.workerId !== rank0) return;
         if (r.type === 'artifact') assembler.add(r.name, r.index, r.total, r.data);
         else saved = r;
-        if (saved && assembler.complete(saved.files.map((f) => f.name))) finish();
-      };
-      this.waiters.add(waiter);
-      this.aborters.add(finish);
-      this.interrupters.add(finish);
+        if (saved && assembler.complete(saved.files.map((f) => f.name))) done(saved);
+      },
+      onTimeout: () => {
+        const missing = saved ? `; missing: ${assembler.missing(saved.files.map((f) => f.name)).join(', ')}` : '';
+        return new StepFailedError(`rank 0 (${rank0}) did not deliver ${what} within ${timeoutMs} ms${missing}`, [0]);
+      },
+      lost: () =>
+        this.lostMembers().includes(0)
+          ? new StepFailedError(`rank 0 (${rank0}) was lost while sending ${what}`, [0])
+          : undefined,
     });
-    result.catch(() => {});
     await send(id);
     return { assembler, saved: await result };
   }

@@ -49,7 +49,7 @@ import {
   type Tf,
 } from '@tfjs-ddp/common';
 import type { Optimizer } from '@tensorflow/tfjs';
-import { BatchBuffers } from './batch.js';
+import { BatchBuffers, range } from './batch.js';
 import { CommandQueue } from './command-queue.js';
 import { evaluateSlice, yieldToEventLoop } from './evaluation.js';
 import { loadJobData, datasetSizes, type JobData } from './job-data.js';
@@ -158,7 +158,7 @@ interface RuntimeParts {
   step: GradientStep;
   data: JobData;
   built: BuiltModel;
-  observer?: MessageObserver;
+  observer: MessageObserver;
   metrics: WorkerMetrics;
   registration: RegistrationRequest;
 }
@@ -200,7 +200,7 @@ class WorkerRuntime {
     ({ nc: this.nc, tf: this.tf, spec: this.spec, workerId: this.workerId, log: this.log, step: this.step } = parts);
     ({ data: this.data, built: this.built, registration: this.registration } = parts);
     // Drops are counted, and logged at most every few seconds per reason: garbage must not flood the log.
-    this.observer = parts.observer ?? createCountingObserver({ log: this.log.child('invalid') });
+    this.observer = parts.observer;
     this.metrics = parts.metrics;
     this.scheduled = createOptimizer(this.spec.optimizer, 1);
     this.subjects = jobSubjects(this.spec.name);
@@ -385,8 +385,11 @@ class WorkerRuntime {
     if (this.rank !== root) state = new Float32Array(Math.ceil(length[0] / 4));
     await c.broadcast(state, { root, op: op + 1 });
     // Residuals are per rank: survivors keep theirs, joiners start from zero.
-    if (this.rank !== root) await this.applyState(new Uint8Array(state.buffer, 0, length[0]), 'keep');
-    await this.step.getWeightsAsync(this.weights);
+    // The root's weights are still the ones it read above; the others read what they received.
+    if (this.rank !== root) {
+      await this.applyState(new Uint8Array(state.buffer, 0, length[0]), 'keep');
+      await this.step.getWeightsAsync(this.weights);
+    }
     this.report({ type: 'ready', gen: this.gen, rank: this.rank, hash: parameterHash(this.weights) });
   }
 
@@ -417,8 +420,7 @@ class WorkerRuntime {
     const bytes = this.loading.take(name);
     // The checkpoint holds rank 0's residual: one rank takes it, so it is applied once, not N times.
     await this.applyState(bytes, this.rank === 0 ? 'take' : 'clear');
-    await this.step.getWeightsAsync(this.weights);
-    this.report({ type: 'ready', gen: this.gen, rank: this.rank, hash: parameterHash(this.weights) });
+    this.report({ type: 'ready', gen: this.gen, rank: this.rank, hash: await this.step.hashAsync(this.weights) });
   }
 
   private async trainStep(cmd: Extract<Command, { type: 'step' }>): Promise<void> {
@@ -429,10 +431,12 @@ class WorkerRuntime {
     const [start, count] = cmd.slices[this.rank] ?? [0, 0];
     const indices = sliceIndices(this.spec.seed, cmd.epoch, this.data.train.count, { start, count });
     // The slice runs as accumulationSteps micro-batches whose gradients add up in this.grad.
-    this.grad.fill(0);
     let lossSum = 0;
     let gather = 0;
     let readback = 0;
+    // The first micro-batch writes the buffer, the others add to it; with none (an empty slice) it
+    // is zeroed, so this rank still contributes zeros.
+    let written = false;
     for (const part of splitEvenly(0, indices.length, this.spec.accumulationSteps)) {
       if (part.count === 0) continue;
       if (part.start > 0) await yieldToEventLoop();
@@ -440,13 +444,17 @@ class WorkerRuntime {
       const { x, y } = this.batches.tensors(this.data.train, indices.subarray(part.start, part.start + part.count));
       gather += performance.now() - g0;
       try {
-        const part = await this.step.accumulateAsync(x, y, this.grad);
-        lossSum += part.lossSum;
-        readback += part.readbackSeconds ?? 0;
+        const result = written
+          ? await this.step.accumulateAsync(x, y, this.grad)
+          : await this.step.computeAsync(x, y, this.grad);
+        written = true;
+        lossSum += result.lossSum;
+        readback += result.readbackSeconds ?? 0;
       } finally {
         tf.dispose([x, y]);
       }
     }
+    if (!written) this.grad.fill(0);
     const t1 = t0 + gather;
     const t2 = performance.now();
     await this.hook.reduce(this.grad, c, { op: cmd.op });
@@ -506,21 +514,19 @@ class WorkerRuntime {
   private async evaluate(id: number, split: 'validation' | 'test', slice: [number, number] | undefined): Promise<void> {
     const ds = split === 'validation' ? this.data.validation : this.data.test;
     const [start, count] = slice ?? [0, 0];
-    if (!ds && count > 0) throw new Error(`asked to evaluate the ${split} split, which this job does not define`);
-    const sums =
-      ds && count > 0
-        ? await evaluateSlice(
-            this.tf,
-            this.built.model,
-            this.built.loss,
-            this.built.metrics,
-            ds,
-            start,
-            count,
-            this.batches,
-            this.evalBatchSize(),
-          )
-        : { lossSum: 0, count: 0, correct: 0, tp: 0, fp: 0, tn: 0, fn: 0 };
+    if (!ds) throw new Error(`asked to evaluate the ${split} split, which this job does not define`);
+    // An empty slice sums to zeros.
+    const sums = await evaluateSlice(
+      this.tf,
+      this.built.model,
+      this.built.loss,
+      this.built.metrics,
+      ds,
+      start,
+      count,
+      this.batches,
+      this.evalBatchSize(),
+    );
     this.report({ type: 'evalDone', gen: this.gen, id, ...sums });
   }
 
@@ -532,7 +538,7 @@ class WorkerRuntime {
     if (test && predictSamples > 0) {
       const tf = this.tf;
       const n = Math.min(predictSamples, test.count);
-      const idx = new Int32Array(n).map((_, i) => i);
+      const idx = range(0, n);
       const { x, y } = this.batches.tensors(test, idx);
       const pred = tf.tidy(() => tf.reshape(this.built.model.predict(x, { training: false }), [n, -1]));
       predictions.push(...((await pred.array()) as number[][]));
