@@ -87,10 +87,20 @@ describe('CSV source', () => {
     );
   });
 
+  it('reads another delimiter', async () => {
+    const url = await csv('a;b;label\n1;2,5;3\n');
+    const ds = await loadSource({ type: 'csv', url, features: ['a'], label: 'label', delimiter: ';' });
+    expect(Array.from(ds.x)).toEqual([1]);
+    expect(Array.from(ds.y)).toEqual([3]);
+  });
+
   it('rejects an invalid spec before reading anything, naming the field', async () => {
     await expect(
       loadSource({ type: 'csv', url: '/nonexistent.csv', features: [], label: 'y' } as never),
     ).rejects.toThrow(/invalid data source: features: /);
     await expect(loadSource({ type: 'parquet' } as never)).rejects.toThrow(/invalid data source: type: /);
+    await expect(loadSource({ type: 'csv', url: '/nonexistent.csv', features: ['y'], label: 'y' })).rejects.toThrow(
+      'invalid data source: label: got "y", which is also listed in features; a column is either a feature or the label',
+    );
   });
 });

@@ -5,7 +5,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { clearLoadedDatasets, defaultCacheDir, freePort, loadSource, sha256Hex } from '@tfjs-ddp/common';
+import { clearLoadedDatasets, defaultCacheDir, freePort, loadSource, readUrl, sha256Hex } from '@tfjs-ddp/common';
 import { idxImages, idxLabels } from './fixtures/data/idx-files.js';
 
 const files = new Map<string, Uint8Array>([
@@ -117,9 +117,14 @@ describe('http(s) dataset files', () => {
     expect(defaultCacheDir({})).toBe(join(homedir(), '.cache', 'tfjs-ddp'));
   });
 
-  it('rejects URL schemes it cannot read', async () => {
+  it('rejects URL schemes it cannot read: the source spec before loading, and readUrl itself', async () => {
     await expect(
       loadSource({ type: 'csv', url: 's3://bucket/t.csv', features: ['a'], label: 'y' }, { cacheDir }),
-    ).rejects.toThrow(/unsupported URL scheme s3:\/\/ in s3:\/\/bucket\/t.csv; use a local path, file:\/\//);
+    ).rejects.toThrow(
+      'invalid data source: url: got "s3://bucket/t.csv", expected a path, a file:// or http(s):// URL, or nats-obj://BUCKET/NAME',
+    );
+    await expect(readUrl({ url: 's3://bucket/t.csv' }, { cacheDir })).rejects.toThrow(
+      /unsupported URL scheme s3:\/\/ in s3:\/\/bucket\/t.csv; use a local path, file:\/\//,
+    );
   });
 });

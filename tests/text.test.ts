@@ -223,6 +223,14 @@ describe('a language-model job spec', () => {
     ]);
   });
 
+  it('takes the same file URLs as the other sources, and names one no loader reads', () => {
+    const train = { type: 'text', files: ['a.txt', 's3://corpus/b.txt', 'nats-obj://corpus'], context: 8 };
+    expect(problems({ ...lm(), data: { train } })).toEqual([
+      'lm.yaml: data.train.files[1]: got "s3://corpus/b.txt", expected a path, a file:// or http(s):// URL, or nats-obj://BUCKET/NAME',
+      'lm.yaml: data.train.files[2]: got "nats-obj://corpus", expected nats-obj://BUCKET/NAME (an object in a JetStream object store)',
+    ]);
+  });
+
   it('pairs text with transformer-lm, its own loss and no per-sample metrics', () => {
     expect(problems({ ...lm(), model: { zoo: 'mlp' }, loss: 'sparseCategoricalCrossentropy' })).toEqual([
       'lm.yaml: model.zoo: got "mlp" with text data; token windows train zoo model transformer-lm (or a model module)',

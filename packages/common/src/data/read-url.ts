@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import { verifySha256 } from './checksum.js';
 import { fetchCached } from './http-cache.js';
 import { OBJECT_URL_PREFIX, readObject } from './object-store.js';
+import { urlScheme } from './url.js';
 
 export interface ReadUrlOptions {
   /** Needed for nats-obj:// URLs. */
@@ -19,15 +20,13 @@ export interface ReadUrlOptions {
 /** A dataset file and, optionally, the sha256 its bytes must have. */
 export interface FileRef {
   url: string;
+  /** Lower-case hex, as the source schemas leave it. */
   sha256?: string;
 }
 
-const SCHEME = /^([a-z][a-z0-9+.-]*):\/\//i;
-
 export async function readUrl(ref: FileRef, opts: ReadUrlOptions = {}): Promise<Uint8Array> {
-  const url = ref.url;
-  const sha256 = ref.sha256?.toLowerCase();
-  const scheme = SCHEME.exec(url)?.[1].toLowerCase();
+  const { url, sha256 } = ref;
+  const scheme = urlScheme(url);
   switch (scheme) {
     case 'http':
     case 'https':

@@ -1,13 +1,12 @@
 // Makes the file references in a job spec absolute: a relative path is relative to the spec
 // file's directory (not to wherever the process happens to start), URLs are left alone.
 import { resolve } from 'node:path';
+import { urlScheme } from '../data/url.js';
 import type { JobSpec } from './schema.js';
 import type { JobSource, ValidationSplit } from './source.js';
 
-const HAS_SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
-
 function resolveUrl(url: string, baseDir: string): string {
-  return HAS_SCHEME.test(url) ? url : resolve(baseDir, url);
+  return urlScheme(url) === undefined ? resolve(baseDir, url) : url;
 }
 
 function resolveSource<S extends JobSource | ValidationSplit>(source: S, baseDir: string): S {
@@ -45,8 +44,7 @@ export function resolveSpecPaths(spec: JobSpec, baseDir: string): JobSpec {
     output: resolve(baseDir, spec.output),
     checkpoint: {
       ...spec.checkpoint,
-      ...(spec.checkpoint.dir &&
-        !spec.checkpoint.dir.includes('://') && { dir: resolve(baseDir, spec.checkpoint.dir) }),
+      ...(spec.checkpoint.dir && { dir: resolveUrl(spec.checkpoint.dir, baseDir) }),
     },
   };
 }

@@ -1,7 +1,8 @@
 // The text source of a job: a corpus read from files (or every matching file of a directory), cut
 // into token windows that are the samples of the data plan. One definition serves the job spec and
-// the loader; it imports nothing but zod, so both can use it without an import cycle.
+// the loader; it imports nothing but zod and the URL schema, so both can use it without an import cycle.
 import { z } from 'zod';
+import { dataUrlSchema } from '../data/url.js';
 
 const positiveInt = z.number().int().min(1);
 
@@ -18,7 +19,7 @@ export const textSourceSchema = z
   .strictObject({
     type: z.literal('text'),
     /** Text files (paths, file://, http(s):// or nats-obj:// URLs), read in this order. */
-    files: z.array(z.string().min(1)).min(1).optional(),
+    files: z.array(dataUrlSchema).min(1).optional(),
     /** A local directory: every file whose name matches `include`, in name order. */
     dir: z.string().min(1).optional(),
     /** Regular expression a file name in `dir` must match. */
