@@ -9,6 +9,7 @@ import {
   CollectiveAbortedError,
   CollectiveTimeoutError,
   INVALID_REASONS,
+  byteView,
   connectNats,
   encodeChunkHeader,
   jobSubjects,
@@ -16,9 +17,15 @@ import {
   type NatsConnection,
 } from '@tfjs-ddp/common';
 import { startNats, type NatsFixture } from './support/nats.js';
-import { bytesOf, expectedSum, randomBuffers, startRanks, until, type Ranks } from './support/collective-ranks.js';
-
-const CHUNK_BYTES = 4096;
+import {
+  CHUNK_BYTES,
+  expectSameBits,
+  expectedSum,
+  randomBuffers,
+  startRanks,
+  until,
+  type Ranks,
+} from './support/collective-ranks.js';
 
 let nats: NatsFixture;
 let forger: NatsConnection;
@@ -32,12 +39,8 @@ afterAll(async () => {
 });
 
 function expectExactSum(buffers: Float32Array[], inputs: Float32Array[]): void {
-  const expected = bytesOf(expectedSum(inputs));
-  for (const [r, b] of buffers.entries()) expect(bytesOf(b).equals(expected), `rank ${r}`).toBe(true);
-}
-
-function bodyOf(values: Float32Array): Uint8Array {
-  return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  const expected = expectedSum(inputs);
+  for (const [r, b] of buffers.entries()) expectSameBits(b, expected, `rank ${r}`);
 }
 
 describe('a rank that never contributes', () => {
@@ -159,7 +162,7 @@ describe('stale and forged messages', () => {
       let buffers = inputs.map((b) => Float32Array.from(b));
       await Promise.all(ranks.collectives.map((c, r) => c.allReduce(buffers[r])));
       // Well-formed chunks full of garbage: op 0 of this generation (ended), op 1 of generation 0.
-      const garbage = bodyOf(new Float32Array(1000).fill(1e30));
+      const garbage = byteView(new Float32Array(1000).fill(1e30));
       for (let owner = 0; owner < 3; owner++) {
         const sender = (owner + 1) % 3;
         const chunk = {
@@ -231,7 +234,7 @@ describe('stale and forged messages', () => {
       for (const [subject, body, hdrs] of forged) forger.publish(subject, body, hdrs ? { headers: hdrs } : undefined);
       // Rank 1's real chunk 0, sent twice ahead of rank 1 itself: the first copy counts (and completes
       // the chunk), the second and rank 1's own are duplicates.
-      const realChunk0 = bodyOf(inputs[1].subarray(0, 1024));
+      const realChunk0 = byteView(inputs[1].subarray(0, 1024));
       const chunk0 = encodeChunkHeader({ ...good, chunk: 0, offset: 0 });
       forger.publish(rs, realChunk0, { headers: chunk0 });
       forger.publish(rs, realChunk0, { headers: chunk0 });

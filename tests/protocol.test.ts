@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Packr } from 'msgpackr';
-import { headers } from '@nats-io/nats-core';
+import { headers, type Msg, type MsgHdrs } from '@nats-io/nats-core';
 import {
   CHUNK_HEADER_KEYS,
   INVALID_REASONS,
@@ -12,11 +12,12 @@ import {
   decodeMessage,
   encodeChunkHeader,
   encodeMessage,
+  isValidJobId,
   jobSubjects,
-  parseChunkHeader,
   validateJobId,
   type Logger,
 } from '@tfjs-ddp/common';
+import { readInboundChunk } from '../packages/common/src/collective/inbound-chunk.js';
 
 const heartbeat = z.object({ job: z.string(), rank: z.number().int().min(0), at: z.number() }).strict();
 const raw = new Packr({ useRecords: false });
@@ -24,29 +25,27 @@ const raw = new Packr({ useRecords: false });
 describe('subjects', () => {
   it('builds every control and data subject of a job under ddp.<job>', () => {
     const s = jobSubjects('mnist_run-1');
-    expect(s.register).toBe('ddp.mnist_run-1.register');
-    expect([s.heartbeat, s.plan, s.step, s.report, s.control]).toEqual([
+    expect([s.register, s.heartbeat, s.report, s.control]).toEqual([
+      'ddp.mnist_run-1.register',
       'ddp.mnist_run-1.heartbeat',
-      'ddp.mnist_run-1.plan',
-      'ddp.mnist_run-1.step',
       'ddp.mnist_run-1.report',
       'ddp.mnist_run-1.control',
     ]);
-    expect(s.all).toBe('ddp.mnist_run-1.>');
     const d = s.data(3);
-    expect([d.rs(1), d.ag(2), d.bc(0), d.all]).toEqual([
+    expect([d.rs(1), d.ag(2), d.bc(0)]).toEqual([
       'ddp.mnist_run-1.g3.rs.1',
       'ddp.mnist_run-1.g3.ag.2',
       'ddp.mnist_run-1.g3.bc.0',
-      'ddp.mnist_run-1.g3.>',
     ]);
   });
 
   it('rejects job ids that would break a subject, saying what is allowed', () => {
     for (const bad of ['', 'a.b', 'a b', 'a*', '>', 'x'.repeat(65), 'ü']) {
       expect(() => validateJobId(bad)).toThrow(/invalid job id .*expected 1-64 characters/);
+      expect(isValidJobId(bad), bad).toBe(false);
     }
     expect(validateJobId('A-z_09')).toBe('A-z_09');
+    expect(isValidJobId('A-z_09')).toBe(true);
     expect(() => jobSubjects('a.b')).toThrow(/invalid job id/);
     expect(() => jobSubjects('ok').data(-1)).toThrow(/invalid generation -1/);
     expect(() => jobSubjects('ok').data(0).rs(1.5)).toThrow(/invalid shard 1.5/);
@@ -106,10 +105,17 @@ describe('control-message codec', () => {
 
 describe('chunk header', () => {
   const fields = { op: 7, rank: 1, shard: 2, chunk: 3, offset: 100, count: 10, dtype: 'f16' as const };
+  // Rank 0 of 4 receives a contribution to shard 2 on its reduce-scatter subject.
+  const arrival = { kind: 'rs', subjectShard: 2, subject: 'ddp.j.g0.rs.2' } as const;
+  const limits = { rank: 0, worldSize: 4, maxBodyBytes: 1024 };
+  const read = (hdrs: MsgHdrs | undefined, bytes: number) =>
+    readInboundChunk({ data: new Uint8Array(bytes), headers: hdrs } as Msg, arrival, limits);
 
   it('round-trips through NATS headers', () => {
-    const parsed = parseChunkHeader(encodeChunkHeader(fields), 20, { worldSize: 4, length: 110 });
-    expect(parsed).toEqual({ ok: true, header: { v: PROTOCOL_VERSION, ...fields } });
+    expect(read(encodeChunkHeader(fields), 20)).toEqual({
+      ok: true,
+      chunk: { ...arrival, header: { v: PROTOCOL_VERSION, ...fields }, data: new Uint8Array(20) },
+    });
   });
 
   function withField(key: string, value: string | undefined, extra?: string) {
@@ -137,13 +143,15 @@ describe('chunk header', () => {
     ['an unknown dtype', withField(CHUNK_HEADER_KEYS.dtype, 'f64'), 20, 'dtype', /got "f64"/],
     ['a rank outside the world', withField(CHUNK_HEADER_KEYS.rank, '4'), 20, 'rank', /below the world size 4, got 4/],
     ['a shard outside the world', withField(CHUNK_HEADER_KEYS.shard, '9'), 20, 'range', /shard below/],
-    ['a chunk past the buffer', withField(CHUNK_HEADER_KEYS.offset, '101'), 20, 'range', /\[101, 111\) exceeds/],
+    ['a shard the subject does not name', withField(CHUNK_HEADER_KEYS.shard, '3'), 20, 'header', /but the subject is/],
+    ['a contribution from the receiver', withField(CHUNK_HEADER_KEYS.rank, '0'), 20, 'rank', /from this rank \(0\)/],
     ['a truncated body', encodeChunkHeader(fields), 19, 'size', /expected 20 bytes for 10 f16 elements, got 19/],
     ['an oversized body', encodeChunkHeader(fields), 21, 'size', /got 21/],
+    ['a body over the chunk limit', encodeChunkHeader(fields), 1025, 'size', /at most 1024 bytes, got 1025/],
     ['no headers at all', undefined, 20, 'header', /without headers/],
     ['empty headers', headers(), 20, 'header', /exactly one/],
   ])('rejects %s', (_name, hdrs, bytes, reason, detail) => {
-    const r = parseChunkHeader(hdrs, bytes, { worldSize: 4, length: 110 });
+    const r = read(hdrs, bytes);
     expect(r).toMatchObject({ ok: false, reason });
     expect(r.ok ? '' : r.detail).toMatch(detail);
   });

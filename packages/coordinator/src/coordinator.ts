@@ -538,7 +538,7 @@ export class Coordinator extends EventEmitter {
     const reports = load
       ? await this.untilReady('loading the checkpoint', async () => {
           const id = this.nextId++;
-          const chunks = splitChunks(load, Math.max(1024, maxPayload(this.nc) - 4096));
+          const chunks = splitChunks(load, maxPayload(this.nc));
           for (let index = 0; index < chunks.length; index++) {
             await this.broadcastCommand({ type: 'load', gen, id, index, total: chunks.length, data: chunks[index] });
           }

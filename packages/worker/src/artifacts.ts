@@ -12,9 +12,6 @@ import {
   type TrainableModel,
 } from '@tfjs-ddp/common';
 
-/** Room left in each message for the msgpack envelope around a chunk. */
-const ENVELOPE_BYTES = 4096;
-
 export async function shipFiles(
   nc: NatsConnection,
   subject: string,
@@ -23,9 +20,9 @@ export async function shipFiles(
   id: number,
   files: { name: string; data: Uint8Array }[],
 ): Promise<{ name: string; bytes: number }[]> {
-  const chunkBytes = Math.max(1024, maxPayload(nc) - ENVELOPE_BYTES);
+  const limit = maxPayload(nc);
   for (const { name, data } of files) {
-    const chunks = splitChunks(data, chunkBytes);
+    const chunks = splitChunks(data, limit);
     for (let index = 0; index < chunks.length; index++) {
       nc.publish(
         subject,

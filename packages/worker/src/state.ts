@@ -1,12 +1,8 @@
 // A replica's full training state as bytes: parameters, optimizer slots, the last applied step and the
 // communication hook's state. It travels to joiners and survivors (generation sync), to the coordinator
 // (checkpoints) and back (resume), always as the same encoding, so every path restores the same thing.
-import { Packr, Unpackr } from 'msgpackr';
-import { getOptimizerState, type OptimizerState } from '@tfjs-ddp/common';
+import { byteView, floatsOf, getOptimizerState, packPlain, unpackPlain, type OptimizerState } from '@tfjs-ddp/common';
 import type { Optimizer } from '@tensorflow/tfjs';
-
-const packr = new Packr({ useRecords: false });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 
 export interface ReplicaState {
   weights: Float32Array;
@@ -17,16 +13,7 @@ export interface ReplicaState {
   hook: Uint8Array;
 }
 
-function bytesOf(a: Float32Array | Int32Array): Uint8Array {
-  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-}
-
-/** Copies into a fresh, aligned buffer: decoded byte strings may sit at any offset. */
-function floats(b: Uint8Array): Float32Array {
-  // new Uint8Array(view) copies; a Node Buffer's slice() would not.
-  return new Float32Array(new Uint8Array(b).buffer);
-}
-
+/** Like floatsOf: decoded byte strings may sit at any offset, so copy into an aligned buffer. */
 function ints(b: Uint8Array): Int32Array {
   return new Int32Array(new Uint8Array(b).buffer);
 }
@@ -38,24 +25,22 @@ export async function encodeState(
   hook: Uint8Array,
 ): Promise<Uint8Array> {
   const opt = await getOptimizerState(optimizer);
-  return new Uint8Array(
-    packr.pack({
-      weights: bytesOf(weights),
-      appliedStep,
-      hook,
-      optimizer: opt.entries.map((e) => ({ name: e.name, shape: e.shape, dtype: e.dtype, values: bytesOf(e.values) })),
-    }),
-  );
+  return packPlain({
+    weights: byteView(weights),
+    appliedStep,
+    hook,
+    optimizer: opt.entries.map((e) => ({ name: e.name, shape: e.shape, dtype: e.dtype, values: byteView(e.values) })),
+  });
 }
 
 export function decodeState(bytes: Uint8Array, expectedWeights: number): ReplicaState {
-  const raw = unpackr.unpack(bytes) as {
+  const raw = unpackPlain(bytes) as {
     weights: Uint8Array;
     appliedStep: number;
     hook?: Uint8Array;
     optimizer: { name: string; shape: number[]; dtype: 'float32' | 'int32'; values: Uint8Array }[];
   };
-  const weights = floats(raw.weights);
+  const weights = floatsOf(raw.weights);
   if (weights.length !== expectedWeights) {
     throw new Error(
       `the state holds ${weights.length} parameters but this model has ${expectedWeights}; it belongs to another model`,
@@ -71,7 +56,7 @@ export function decodeState(bytes: Uint8Array, expectedWeights: number): Replica
         name: e.name,
         shape: e.shape,
         dtype: e.dtype,
-        values: e.dtype === 'int32' ? ints(e.values) : floats(e.values),
+        values: e.dtype === 'int32' ? ints(e.values) : floatsOf(e.values),
       })),
     },
   };

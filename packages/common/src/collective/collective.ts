@@ -2,33 +2,24 @@
 // today), so the training step never knows how the bytes move.
 import type { WireDtype } from '../protocol/index.js';
 
-export interface AllReduceOptions {
+/** What every operation takes; allGather and barrier take nothing else. */
+export interface OperationOptions {
   /** Operation id, strictly increasing per collective and equal on every rank; defaults to the next one. */
   op?: number;
+  /** Deadline of this operation; defaults to the collective's timeoutMs. */
+  timeoutMs?: number;
+  /** Aborting it rejects the operation with CollectiveAbortedError. */
+  signal?: AbortSignal;
+}
+
+export interface AllReduceOptions extends OperationOptions {
   /** Wire format; every rank of an operation must use the same. Accumulation is always fp32. */
   dtype?: WireDtype;
-  timeoutMs?: number;
-  signal?: AbortSignal;
 }
 
-export interface BroadcastOptions {
+export interface BroadcastOptions extends OperationOptions {
   /** The rank whose buffer everyone receives (default 0). */
   root?: number;
-  op?: number;
-  timeoutMs?: number;
-  signal?: AbortSignal;
-}
-
-export interface AllGatherOptions {
-  op?: number;
-  timeoutMs?: number;
-  signal?: AbortSignal;
-}
-
-export interface BarrierOptions {
-  op?: number;
-  timeoutMs?: number;
-  signal?: AbortSignal;
 }
 
 export interface CollectiveStats {
@@ -54,11 +45,11 @@ export interface Collective {
    * [floor(r·L/N), floor((r+1)·L/N)) of the L elements (N equal blocks when N divides L); all ranks
    * pass the same length. Bytes are copied unchanged, so a block may carry integers viewed as floats.
    */
-  allGather(buf: Float32Array, opts?: AllGatherOptions): Promise<void>;
+  allGather(buf: Float32Array, opts?: OperationOptions): Promise<void>;
   /** Copies the root's `buf` into every other rank's `buf` (all ranks pass the same length). */
   broadcast(buf: Float32Array, opts?: BroadcastOptions): Promise<void>;
   /** Resolves once every rank has reached the barrier. */
-  barrier(opts?: BarrierOptions): Promise<void>;
+  barrier(opts?: OperationOptions): Promise<void>;
   /** Rejects the operation in flight, if any, with CollectiveAbortedError. */
   abort(reason: string): void;
   stats(): CollectiveStats;

@@ -7,19 +7,17 @@ import { checkChunkHeader, readChunkHeader, type ChunkHeader, type InvalidReason
 /** rs: a contribution to this rank's shard; ag: a peer's reduced shard; bc: a broadcast. */
 export type ChunkKind = 'rs' | 'ag' | 'bc';
 
-export interface InboundChunk {
+/** Where a message arrived: what its subscription's subject says about it. */
+export interface Arrival {
   readonly kind: ChunkKind;
   /** The shard (rs, ag) or root (bc) named by the subject the chunk arrived on. */
   readonly subjectShard: number;
   readonly subject: string;
-  readonly header: ChunkHeader;
-  readonly data: Uint8Array;
 }
 
-export interface Arrival {
-  readonly kind: ChunkKind;
-  readonly subjectShard: number;
-  readonly subject: string;
+export interface InboundChunk extends Arrival {
+  readonly header: ChunkHeader;
+  readonly data: Uint8Array;
 }
 
 export interface ReceiverLimits {
@@ -49,7 +47,7 @@ export function readInboundChunk(msg: Msg, at: Arrival, limits: ReceiverLimits):
   const read = readChunkHeader(hdrs);
   if (!read.ok) return read;
   const h = read.header;
-  const checked = checkChunkHeader(h, data.length, { worldSize: limits.worldSize });
+  const checked = checkChunkHeader(h, data.length, limits.worldSize);
   if (!checked.ok) return checked;
   if (h.shard !== at.subjectShard) {
     return {

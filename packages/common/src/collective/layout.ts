@@ -25,6 +25,10 @@ export interface CollectiveLayout {
   readonly maxShardLength: number;
   /** Chunks in the largest shard. */
   readonly maxChunks: number;
+  /** Index of each shard's first chunk when the chunks of all shards are numbered in shard order. */
+  readonly chunkBase: readonly number[];
+  /** Chunks of all shards together. */
+  readonly totalChunks: number;
 }
 
 export interface ChunkRange {
@@ -33,10 +37,14 @@ export interface ChunkRange {
   readonly count: number;
 }
 
-/** Elements per chunk: the configured chunk size, capped by what the server accepts in one message. */
+/** Bytes a chunk body may take: the configured chunk size, capped by what the server accepts in one message. */
+export function chunkBytesFor(chunkBytes: number, maxPayload: number): number {
+  return Math.min(chunkBytes, maxPayload - CHUNK_HEADER_HEADROOM);
+}
+
+/** Elements per chunk of `dtype`: as many as fit in {@link chunkBytesFor}. */
 export function chunkElementsFor(chunkBytes: number, maxPayload: number, dtype: WireDtype): number {
-  const bytes = Math.min(chunkBytes, maxPayload - CHUNK_HEADER_HEADROOM);
-  const elements = Math.floor(bytes / BYTES_PER_ELEMENT[dtype]);
+  const elements = Math.floor(chunkBytesFor(chunkBytes, maxPayload) / BYTES_PER_ELEMENT[dtype]);
   if (elements < 1) {
     throw new RangeError(
       `cannot fit a ${dtype} element in a chunk: chunkBytes ${chunkBytes}, server max_payload ${maxPayload} ` +
@@ -56,17 +64,21 @@ export function computeLayout(length: number, worldSize: number, chunkElements: 
       throw new RangeError(`expected ${name} to be an integer ≥ ${min}, got ${v}`);
   }
   const shards: ShardLayout[] = [];
+  const chunkBase: number[] = [];
   let maxShardLength = 0;
   let maxChunks = 0;
+  let totalChunks = 0;
   for (let s = 0; s < worldSize; s++) {
     const start = Math.floor((s * length) / worldSize);
     const end = Math.floor(((s + 1) * length) / worldSize);
     const chunks = Math.ceil((end - start) / chunkElements);
     shards.push({ shard: s, start, end, chunks });
+    chunkBase.push(totalChunks);
+    totalChunks += chunks;
     maxShardLength = Math.max(maxShardLength, end - start);
     maxChunks = Math.max(maxChunks, chunks);
   }
-  return { length, worldSize, chunkElements, shards, maxShardLength, maxChunks };
+  return { length, worldSize, chunkElements, shards, maxShardLength, maxChunks, chunkBase, totalChunks };
 }
 
 /** The elements of chunk `chunk` of `shard`; the caller keeps chunk < shards[shard].chunks. */

@@ -6,8 +6,10 @@
 import type { Msg, MsgCallback, NatsConnection, Subscription } from '@nats-io/nats-core';
 import { createLogger, type Logger } from '../log.js';
 import {
+  byteView,
   createCountingObserver,
   encodeChunkHeader,
+  formatIssues,
   isWireDtype,
   jobSubjects,
   type ChunkHeader,
@@ -17,22 +19,21 @@ import {
 } from '../protocol/index.js';
 import { maxPayload } from '../transport/index.js';
 import type {
-  AllGatherOptions,
   AllReduceOptions,
-  BarrierOptions,
   BroadcastOptions,
   Collective,
   CollectiveStats,
+  OperationOptions,
 } from './collective.js';
 import { CollectiveAbortedError, CollectiveTimeoutError, type CollectiveOperation } from './errors.js';
-import { createFlowControl } from './flow-control.js';
+import { createFlowControl, type FlowControl } from './flow-control.js';
 import { FutureQueue } from './future-queue.js';
 import { readInboundChunk, type ChunkKind, type InboundChunk, type ReceiverLimits } from './inbound-chunk.js';
-import { CHUNK_HEADER_HEADROOM, chunkElementsFor, chunkRange, computeLayout } from './layout.js';
+import { chunkBytesFor, chunkElementsFor, chunkRange, computeLayout, type CollectiveLayout } from './layout.js';
 import { createOp, failOp, missingChunks, settleIfDone, type ActiveOp } from './operation.js';
 import { natsCollectiveOptionsSchema, type NatsCollectiveOptions, type NatsCollectiveSettings } from './options.js';
-import { sumInRankOrder } from './rank-order-sum.js';
-import { assertLittleEndian, byteView, decodeValues, encodeValues, roundToWire } from './wire-values.js';
+import { stagingSlot, sumInRankOrder } from './rank-order-sum.js';
+import { assertLittleEndian, decodeValues, encodeValues, roundToWire } from './wire-values.js';
 import { Workspace } from './workspace.js';
 
 /**
@@ -44,11 +45,7 @@ import { Workspace } from './workspace.js';
 export async function createNatsCollective(nc: NatsConnection, options: NatsCollectiveOptions): Promise<Collective> {
   const { observer, log, ...rest } = options;
   const parsed = natsCollectiveOptionsSchema.safeParse(rest);
-  if (!parsed.success) {
-    throw new Error(
-      `invalid collective options: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`).join('; ')}`,
-    );
-  }
+  if (!parsed.success) throw new Error(`invalid collective options: ${formatIssues(parsed.error, '(options)')}`);
   assertLittleEndian();
   const logger = log ?? createLogger(`collective/r${parsed.data.rank}`);
   const collective = new NatsCollective(nc, parsed.data, observer ?? createCountingObserver({ log: logger }), logger);
@@ -95,7 +92,7 @@ class NatsCollective implements Collective {
       rank: this.rank,
       worldSize: this.worldSize,
       // Largest chunk body of any dtype: bigger messages are dropped before parsing.
-      maxBodyBytes: Math.min(settings.chunkBytes, this.maxPayloadBytes - CHUNK_HEADER_HEADROOM),
+      maxBodyBytes: chunkBytesFor(settings.chunkBytes, this.maxPayloadBytes),
     };
   }
 
@@ -118,28 +115,18 @@ class NatsCollective implements Collective {
     await this.runAllReduce('allReduce', buf, opts);
   }
 
-  async barrier(opts: BarrierOptions = {}): Promise<void> {
+  async barrier(opts: OperationOptions = {}): Promise<void> {
     this.barrierBuf[0] = 1;
     await this.runAllReduce('barrier', this.barrierBuf, { ...opts, dtype: 'f32' });
   }
 
   // The all-reduce's second phase on its own: each rank publishes its block once to `ag.r` and the
   // server fans it out, so gathering costs one hop and N-1 blocks of download per rank.
-  async allGather(buf: Float32Array, opts: AllGatherOptions = {}): Promise<void> {
+  async allGather(buf: Float32Array, opts: OperationOptions = {}): Promise<void> {
     const id = this.nextOpId('allGather', buf, opts.op);
     const r = this.rank;
-    const layout = computeLayout(
-      buf.length,
-      this.worldSize,
-      chunkElementsFor(this.settings.chunkBytes, this.maxPayloadBytes, 'f32'),
-    );
+    const layout = this.layoutFor(buf, this.worldSize, 'f32');
     const own = layout.shards[r];
-    const chunkBase: number[] = [];
-    let total = 0;
-    for (const s of layout.shards) {
-      chunkBase.push(total);
-      total += s.chunks;
-    }
     const op = createOp({
       operation: 'allGather',
       id,
@@ -150,23 +137,13 @@ class NatsCollective implements Collective {
       root: -1,
       contributed: new Uint8Array(0),
       contributions: new Uint32Array(0),
-      received: new Uint8Array(total),
-      chunkBase,
+      received: new Uint8Array(layout.totalChunks),
       staging: new Float32Array(0),
       wire: undefined,
       reducePending: 0,
-      receivePending: total - own.chunks,
+      receivePending: layout.totalChunks - own.chunks,
     });
-    await this.run(op, opts.signal, async () => {
-      const bytes = byteView(buf);
-      const flow = createFlowControl(this.nc, this.settings.flushBytes, op);
-      for (let c = 0; c < own.chunks; c++) {
-        const { offset, count } = chunkRange(layout, r, c);
-        const body = bytes.subarray(offset * 4, (offset + count) * 4);
-        this.publishChunk(this.agSubjects[r], { op: id, rank: r, shard: r, chunk: c, offset, count }, 'f32', body);
-        await flow.published(body.length);
-      }
-    });
+    await this.run(op, opts.signal, () => this.publishBlock(op, r, this.agSubjects[r], this.flowOf(op)));
   }
 
   async broadcast(buf: Float32Array, opts: BroadcastOptions = {}): Promise<void> {
@@ -175,8 +152,7 @@ class NatsCollective implements Collective {
       throw new RangeError(`expected a broadcast root in [0, ${this.worldSize}), got ${root}`);
     }
     const id = this.nextOpId('broadcast', buf, opts.op);
-    const elements = chunkElementsFor(this.settings.chunkBytes, this.maxPayloadBytes, 'f32');
-    const layout = computeLayout(buf.length, 1, elements);
+    const layout = this.layoutFor(buf, 1, 'f32');
     const op = createOp({
       operation: 'broadcast',
       id,
@@ -187,28 +163,16 @@ class NatsCollective implements Collective {
       root,
       contributed: new Uint8Array(0),
       contributions: new Uint32Array(0),
-      received: new Uint8Array(layout.shards[0].chunks),
-      chunkBase: [0],
+      received: new Uint8Array(layout.totalChunks),
       staging: new Float32Array(0),
       wire: undefined,
       reducePending: 0,
-      receivePending: root === this.rank ? 0 : layout.shards[0].chunks,
+      receivePending: root === this.rank ? 0 : layout.totalChunks,
     });
     await this.run(op, opts.signal, async () => {
       if (root !== this.rank) return;
-      const bytes = byteView(buf);
-      const flow = createFlowControl(this.nc, this.settings.flushBytes, op);
-      for (let c = 0; c < layout.shards[0].chunks; c++) {
-        const { offset, count } = chunkRange(layout, 0, c);
-        const body = bytes.subarray(offset * 4, (offset + count) * 4);
-        this.publishChunk(
-          this.bcSubjects[root],
-          { op: id, rank: root, shard: root, chunk: c, offset, count },
-          'f32',
-          body,
-        );
-        await flow.published(body.length);
-      }
+      const flow = this.flowOf(op);
+      await this.publishBlock(op, 0, this.bcSubjects[root], flow);
       // The root has nothing to receive; make sure the server took its chunks before reporting success.
       await flow.drain();
     });
@@ -242,18 +206,8 @@ class NatsCollective implements Collective {
     const id = this.nextOpId(operation, buf, opts.op);
     const n = this.worldSize;
     const r = this.rank;
-    const layout = computeLayout(
-      buf.length,
-      n,
-      chunkElementsFor(this.settings.chunkBytes, this.maxPayloadBytes, dtype),
-    );
+    const layout = this.layoutFor(buf, n, dtype);
     const own = layout.shards[r];
-    const chunkBase: number[] = [];
-    let total = 0;
-    for (const s of layout.shards) {
-      chunkBase.push(total);
-      total += s.chunks;
-    }
     const op = createOp({
       operation,
       id,
@@ -264,18 +218,17 @@ class NatsCollective implements Collective {
       root: -1,
       contributed: new Uint8Array(n * own.chunks),
       contributions: new Uint32Array(own.chunks),
-      received: new Uint8Array(total),
-      chunkBase,
+      received: new Uint8Array(layout.totalChunks),
       staging: this.workspace.staging((n - 1) * layout.maxShardLength),
       wire: dtype === 'f32' ? undefined : this.workspace.wire(buf.length),
       reducePending: n > 1 ? own.chunks : 0,
-      receivePending: total - own.chunks,
+      receivePending: layout.totalChunks - own.chunks,
     });
     // Every rank sums wire-rounded contributions, its own included, so the result does not depend
     // on which rank owns which shard.
     if (op.wire) roundToWire(dtype, buf.subarray(own.start, own.end), op.wire.subarray(own.start, own.end));
     await this.run(op, opts.signal, async () => {
-      const flow = createFlowControl(this.nc, this.settings.flushBytes, op);
+      const flow = this.flowOf(op);
       // Chunk c of every peer's shard before chunk c+1 of any, starting at the next rank: all owners
       // get work early and no owner is hit by every rank at once.
       for (let c = 0; c < layout.maxChunks; c++) {
@@ -313,6 +266,19 @@ class NatsCollective implements Collective {
       );
     }
     return id;
+  }
+
+  /** Shards of `buf` for `worldSize` ranks, in chunks as large as the settings and the server allow. */
+  private layoutFor(buf: Float32Array, worldSize: number, dtype: WireDtype): CollectiveLayout {
+    return computeLayout(
+      buf.length,
+      worldSize,
+      chunkElementsFor(this.settings.chunkBytes, this.maxPayloadBytes, dtype),
+    );
+  }
+
+  private flowOf(op: ActiveOp): FlowControl {
+    return createFlowControl(this.nc, this.settings.flushBytes, op);
   }
 
   private timeoutOf(requested: number | undefined): number {
@@ -361,6 +327,21 @@ class NatsCollective implements Collective {
       clearTimeout(op.timer);
       op.detachSignal?.();
       if (this.current === op) this.current = undefined;
+    }
+  }
+
+  /**
+   * Publishes this rank's block of `op.buf` unchanged (f32), shard `layoutShard` of the op's layout,
+   * to `subject`: an all-gather's own block or the whole buffer of a broadcast root.
+   */
+  private async publishBlock(op: ActiveOp, layoutShard: number, subject: string, flow: FlowControl): Promise<void> {
+    const bytes = byteView(op.buf);
+    const r = this.rank;
+    for (let c = 0; c < op.layout.shards[layoutShard].chunks; c++) {
+      const { offset, count } = chunkRange(op.layout, layoutShard, c);
+      const body = bytes.subarray(offset * 4, (offset + count) * 4);
+      this.publishChunk(subject, { op: op.id, rank: r, shard: r, chunk: c, offset, count }, 'f32', body);
+      await flow.published(body.length);
     }
   }
 
@@ -456,7 +437,7 @@ class NatsCollective implements Collective {
       return this.invalid('duplicate', `chunk ${h.chunk} from rank ${h.rank} arrived twice in op ${op.id}`, c.subject);
     }
     op.contributed[seen] = 1;
-    const slot = (h.rank < this.rank ? h.rank : h.rank - 1) * op.layout.maxShardLength + (offset - own.start);
+    const slot = stagingSlot(h.rank, this.rank, op.layout.maxShardLength) + (offset - own.start);
     decodeValues(op.dtype, c.data, op.staging.subarray(slot, slot + count));
     if (++op.contributions[h.chunk] === this.worldSize - 1) this.reduce(op, h.chunk, offset, count);
   }
@@ -485,7 +466,7 @@ class NatsCollective implements Collective {
 
   private acceptReduced(op: ActiveOp, c: InboundChunk, shardIndex: number, offset: number, count: number): void {
     const h = c.header;
-    const seen = op.chunkBase[shardIndex] + h.chunk;
+    const seen = op.layout.chunkBase[shardIndex] + h.chunk;
     if (op.received[seen]) {
       return this.invalid('duplicate', `chunk ${h.chunk} of shard ${h.shard} arrived twice in op ${op.id}`, c.subject);
     }

@@ -17,9 +17,8 @@ export interface ActiveOp {
   /** Owner side: which (sender, chunk) contributions to the own shard arrived, and how many per chunk. */
   readonly contributed: Uint8Array;
   readonly contributions: Uint32Array;
-  /** Receiving side: which reduced (or broadcast) chunks arrived, indexed by chunkBase[shard] + chunk. */
+  /** Receiving side: which reduced (or broadcast) chunks arrived, indexed by layout.chunkBase[shard] + chunk. */
   readonly received: Uint8Array;
-  readonly chunkBase: readonly number[];
   readonly staging: Float32Array;
   readonly wire: Uint16Array | undefined;
   reducePending: number;
@@ -91,7 +90,7 @@ export function missingChunks(op: ActiveOp, rank: number, worldSize: number): Mi
   }
   for (let s = 0; s < worldSize; s++) {
     if (s === rank) continue;
-    const chunks = absent(s, (c) => op.received[op.chunkBase[s] + c] === 1);
+    const chunks = absent(s, (c) => op.received[op.layout.chunkBase[s] + c] === 1);
     if (chunks.length) missing.push({ rank: s, phase: 'all-gather', shard: s, chunks });
   }
   return missing;

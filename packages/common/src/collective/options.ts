@@ -2,22 +2,13 @@
 // the same chunkBytes (chunk boundaries are part of the wire contract).
 import { z } from 'zod';
 import type { Logger } from '../log.js';
-import { validateJobId, type MessageObserver } from '../protocol/index.js';
+import { isValidJobId, type MessageObserver } from '../protocol/index.js';
 
 const MiB = 1024 * 1024;
 
 export const natsCollectiveOptionsSchema = z
   .object({
-    job: z.string().refine(
-      (j) => {
-        try {
-          return validateJobId(j) === j;
-        } catch {
-          return false;
-        }
-      },
-      { message: "expected 1-64 characters from A-Z, a-z, 0-9, '_' and '-'" },
-    ),
+    job: z.string().refine(isValidJobId, { message: "expected 1-64 characters from A-Z, a-z, 0-9, '_' and '-'" }),
     /** Membership generation; chunks of other generations are never received. */
     generation: z.number().int().min(0),
     rank: z.number().int().min(0),

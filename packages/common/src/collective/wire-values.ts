@@ -2,17 +2,13 @@
 // buffer (no copy); f16/bf16 are encoded into a caller-owned scratch. Wire bytes are little-endian,
 // which is the host order on every platform Node runs gradients on (checked at startup).
 import { endianness } from 'node:os';
-import type { WireDtype } from '../protocol/index.js';
+import { byteView, type WireDtype } from '../protocol/index.js';
 import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from './half-float.js';
 
 export function assertLittleEndian(): void {
   if (endianness() !== 'LE') {
     throw new Error('the collective sends raw little-endian floats; this host is big-endian, which is not supported');
   }
-}
-
-export function byteView(a: Float32Array | Uint16Array): Uint8Array {
-  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
 /**

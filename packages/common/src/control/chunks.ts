@@ -1,6 +1,11 @@
 // Reassembles byte blobs (model files, replica states) that arrive as numbered chunks, in any order,
 // over NATS messages no larger than the server's max_payload.
 
+/** Room left in each message for the msgpack envelope (the control message) around a chunk. */
+const ENVELOPE_BYTES = 4096;
+/** Keeps chunks non-empty where max_payload leaves no room beyond the envelope (their publish then fails, naming the limit). */
+const MIN_CHUNK_BYTES = 1024;
+
 export class ChunkAssembler {
   private readonly parts = new Map<string, { total: number; chunks: (Uint8Array | undefined)[]; received: number }>();
 
@@ -29,21 +34,28 @@ export class ChunkAssembler {
     return names.filter((n) => !this.complete([n]));
   }
 
-  names(): string[] {
-    return [...this.parts.keys()];
-  }
-
   /** The complete blob, forgotten afterwards. */
   take(name: string): Uint8Array {
     const p = this.parts.get(name);
     if (!p || p.received !== p.total) throw new Error(`blob ${name} is not complete`);
     this.parts.delete(name);
-    return new Uint8Array(Buffer.concat(p.chunks as Uint8Array[]));
+    const chunks = p.chunks as Uint8Array[];
+    const blob = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    let at = 0;
+    for (const c of chunks) {
+      blob.set(c, at);
+      at += c.length;
+    }
+    return blob;
   }
 }
 
-/** Splits `data` into chunks of at most `chunkBytes` (one empty chunk for empty data). */
-export function splitChunks(data: Uint8Array, chunkBytes: number): Uint8Array[] {
+/**
+ * Splits `data` into chunks that fit, with the control message around each, in one message of a
+ * server whose max_payload is `maxPayload` (one empty chunk for empty data).
+ */
+export function splitChunks(data: Uint8Array, maxPayload: number): Uint8Array[] {
+  const chunkBytes = Math.max(MIN_CHUNK_BYTES, maxPayload - ENVELOPE_BYTES);
   const total = Math.max(1, Math.ceil(data.length / chunkBytes));
   return Array.from({ length: total }, (_, i) =>
     data.subarray(i * chunkBytes, Math.min(data.length, (i + 1) * chunkBytes)),

@@ -2,6 +2,7 @@
 // inferred from them, so the wire format is defined once and validated on every receipt. The codec
 // adds and checks the protocol version field `v`, so it is not part of these schemas.
 import { z } from 'zod';
+import { STEP_PHASES, type StepPhase } from '../metrics/phases.js';
 
 const workerId = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/);
 const int = z.number().int().nonnegative();
@@ -11,6 +12,13 @@ const anyNumber = z.custom<number>((v) => typeof v === 'number', { message: 'exp
 
 /** A rank's part of a step: [start, count) into the epoch's permutation (or the split, for evaluation). */
 export const sliceSchema = z.tuple([int, int]);
+
+/** One chunk of a blob too large for one message (see chunks.ts). */
+const chunkFields = {
+  index: int,
+  total: z.number().int().positive(),
+  data: z.custom<Uint8Array>((v) => v instanceof Uint8Array, { message: 'expected bytes' }),
+};
 
 export const registerRequestSchema = z.object({
   type: z.literal('register'),
@@ -33,7 +41,6 @@ export const registerReplySchema = z.object({
   /** Identifies the coordinator process; a worker re-registers when another one says hello. */
   instance: z.string().max(64),
 });
-export type RegisterReply = z.infer<typeof registerReplySchema>;
 
 export const heartbeatSchema = z.object({
   type: z.literal('heartbeat'),
@@ -43,7 +50,6 @@ export const heartbeatSchema = z.object({
   rank: z.number().int().min(-1),
   tensors: int,
 });
-export type Heartbeat = z.infer<typeof heartbeatSchema>;
 
 const base = { job: z.string() };
 
@@ -71,15 +77,7 @@ export const commandSchema = z.discriminatedUnion('type', [
   /** Rank 0 ships its state to the coordinator as artifact chunks named state.bin (a checkpoint). */
   z.object({ ...base, type: z.literal('checkpoint'), gen: int, id: int }),
   /** One chunk of a state every member loads (resuming from a checkpoint). */
-  z.object({
-    ...base,
-    type: z.literal('load'),
-    gen: int,
-    id: int,
-    index: int,
-    total: z.number().int().positive(),
-    data: z.custom<Uint8Array>((v) => v instanceof Uint8Array, { message: 'expected bytes' }),
-  }),
+  z.object({ ...base, type: z.literal('load'), gen: int, id: int, ...chunkFields }),
   z.object({
     ...base,
     type: z.literal('step'),
@@ -108,12 +106,9 @@ export const commandSchema = z.discriminatedUnion('type', [
 ]);
 export type Command = z.infer<typeof commandSchema>;
 
+/** Seconds per step phase. */
 export const timingsSchema = z.object({
-  data: float,
-  compute: float,
-  readback: float,
-  allreduce: float,
-  apply: float,
+  ...(Object.fromEntries(STEP_PHASES.map((p) => [p, float])) as Record<StepPhase, typeof float>),
   /** Idle seconds between this rank's report of the previous step and this step's command; 0 after other commands. */
   wait: float.default(0),
 });
@@ -208,9 +203,7 @@ export const reportSchema = z.discriminatedUnion('type', [
     workerId,
     id: int,
     name: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/),
-    index: int,
-    total: z.number().int().positive(),
-    data: z.custom<Uint8Array>((v) => v instanceof Uint8Array, { message: 'expected bytes' }),
+    ...chunkFields,
   }),
 ]);
 export type Report = z.infer<typeof reportSchema>;

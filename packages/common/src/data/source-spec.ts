@@ -4,6 +4,7 @@
 // or nats-obj://bucket/name), so the same job runs from a laptop's disk, a web server or a
 // JetStream object store, and pods need no shared volume.
 import { z } from 'zod';
+import { formatIssues } from '../protocol/format-issues.js';
 import { textSourceSchema } from '../text/source-spec.js';
 import { dataUrlSchema } from './url.js';
 
@@ -107,9 +108,8 @@ export type SyntheticBinarySource = z.output<typeof syntheticBinarySourceSchema>
 export function parseDataSource(input: unknown): DataSource {
   const parsed = dataSourceSchema.safeParse(input);
   if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
   throw new Error(
-    `invalid data source: ${problems.join('; ')}. ` +
+    `invalid data source: ${formatIssues(parsed.error, '(root)')}. ` +
       `Expected one of type: idx (images, labels), csv (url, features, label), synthetic-linear (n, w, seed), synthetic-binary (n, seed) or text (files or dir, context).`,
   );
 }

@@ -4,6 +4,7 @@
 // runs the same number of steps, and the world size is an argument of each step, so after a
 // membership change the rest of the epoch is simply divided over the new world.
 import { z } from 'zod';
+import { formatIssues } from '../protocol/index.js';
 import { permutation, sliceIndices } from './permutation.js';
 import { splitEvenly, type SampleSlice } from './slices.js';
 
@@ -49,9 +50,7 @@ export function stepsPerEpoch(size: number, batchSize: number): number {
 }
 
 function invalid(what: string, error: z.ZodError): Error {
-  return new Error(
-    `invalid ${what}: ${error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
-  );
+  return new Error(`invalid ${what}: ${formatIssues(error, '(root)')}`);
 }
 
 export class DataPlan {

@@ -43,13 +43,6 @@ export type ChunkHeaderResult =
 
 export type ChunkCheckResult = { ok: true } | { ok: false; reason: InvalidReason; detail: string };
 
-export interface ChunkLimits {
-  /** Ranks and shards must be below it. */
-  worldSize: number;
-  /** Elements in the receiver's buffer; offset + count must not exceed it. Unknown: not checked. */
-  length?: number;
-}
-
 /** NATS headers for a chunk of the current protocol version. */
 export function encodeChunkHeader(h: Omit<ChunkHeader, 'v'>): MsgHdrs {
   const hdrs = headers();
@@ -110,27 +103,23 @@ export function readChunkHeader(hdrs: MsgHdrs | undefined): ChunkHeaderResult {
   return { ok: true, header: { ...(ints as Record<(typeof INTEGER_FIELDS)[number], number>), dtype } };
 }
 
-/** Checks a header against the world, the buffer and the body it came with. */
-export function checkChunkHeader(h: ChunkHeader, byteLength: number, limits: ChunkLimits): ChunkCheckResult {
-  if (h.rank >= limits.worldSize) {
+/**
+ * Checks a header against the world (ranks and shards below `worldSize`) and the body it came with.
+ * Offsets are checked by the operation the chunk belongs to, which knows the buffer's layout.
+ */
+export function checkChunkHeader(h: ChunkHeader, byteLength: number, worldSize: number): ChunkCheckResult {
+  if (h.rank >= worldSize) {
     return {
       ok: false,
       reason: 'rank',
-      detail: `expected a sender rank below the world size ${limits.worldSize}, got ${h.rank}`,
+      detail: `expected a sender rank below the world size ${worldSize}, got ${h.rank}`,
     };
   }
-  if (h.shard >= limits.worldSize) {
+  if (h.shard >= worldSize) {
     return {
       ok: false,
       reason: 'range',
-      detail: `expected a shard below the world size ${limits.worldSize}, got ${h.shard}`,
-    };
-  }
-  if (limits.length !== undefined && h.offset + h.count > limits.length) {
-    return {
-      ok: false,
-      reason: 'range',
-      detail: `chunk [${h.offset}, ${h.offset + h.count}) exceeds the buffer of ${limits.length} elements`,
+      detail: `expected a shard below the world size ${worldSize}, got ${h.shard}`,
     };
   }
   const expected = h.count * BYTES_PER_ELEMENT[h.dtype];
@@ -142,15 +131,4 @@ export function checkChunkHeader(h: ChunkHeader, byteLength: number, limits: Chu
     };
   }
   return { ok: true };
-}
-
-export function parseChunkHeader(
-  hdrs: MsgHdrs | undefined,
-  byteLength: number,
-  limits: ChunkLimits,
-): ChunkHeaderResult {
-  const read = readChunkHeader(hdrs);
-  if (!read.ok) return read;
-  const checked = checkChunkHeader(read.header, byteLength, limits);
-  return checked.ok ? read : checked;
 }

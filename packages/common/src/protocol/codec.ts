@@ -2,14 +2,14 @@
 // version field `v`: encodeMessage adds it, decodeMessage checks it before the caller's schema
 // sees the body, so schemas describe only the message itself. Decoding never throws: every
 // failure comes back as a reason the receiver reports to its MessageObserver.
-import { Packr, Unpackr } from 'msgpackr';
 import type { z } from 'zod';
+import { packPlain, unpackPlain } from './binary.js';
+import { formatIssues } from './format-issues.js';
 import type { InvalidReason } from './invalid.js';
 import { PROTOCOL_VERSION } from './version.js';
 
-// Plain maps, no msgpackr record extension: other languages' msgpack decoders can read the messages.
-const packr = new Packr({ useRecords: false });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
+// A detail names at most this many problems: it is logged for every dropped message.
+const MAX_ISSUES = 5;
 
 export type DecodeResult<T> = { ok: true; value: T } | { ok: false; reason: InvalidReason; detail: string };
 
@@ -27,14 +27,15 @@ export interface DecodeOptions {
 export function encodeMessage<S extends z.ZodType>(schema: S, value: z.input<S>): Uint8Array {
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
-    throw new Error(`cannot encode a message that does not match its schema: ${describeIssues(parsed.error)}`);
+    throw new Error(
+      `cannot encode a message that does not match its schema: ${formatIssues(parsed.error, '(message)', MAX_ISSUES)}`,
+    );
   }
   const body = parsed.data;
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new Error(`control messages must be objects (they carry the field v), got ${describe(body)}`);
   }
-  // msgpackr returns a view of its reusable output buffer; copy so the caller owns the bytes.
-  return new Uint8Array(packr.pack({ ...(body as Record<string, unknown>), v: PROTOCOL_VERSION }));
+  return packPlain({ ...(body as Record<string, unknown>), v: PROTOCOL_VERSION });
 }
 
 export function decodeMessage<S extends z.ZodType>(
@@ -54,7 +55,7 @@ export function decodeMessage<S extends z.ZodType>(
   }
   let raw: unknown;
   try {
-    raw = unpackr.unpack(bytes);
+    raw = unpackPlain(bytes);
   } catch (err) {
     return { ok: false, reason: 'decode', detail: `not valid msgpack: ${errorMessage(err)}` };
   }
@@ -84,7 +85,9 @@ export function decodeMessage<S extends z.ZodType>(
   } catch (err) {
     return { ok: false, reason: 'schema', detail: `schema check failed: ${errorMessage(err)}` };
   }
-  if (!parsed.success) return { ok: false, reason: 'schema', detail: describeIssues(parsed.error) };
+  if (!parsed.success) {
+    return { ok: false, reason: 'schema', detail: formatIssues(parsed.error, '(message)', MAX_ISSUES) };
+  }
   return { ok: true, value: parsed.data };
 }
 
@@ -93,13 +96,6 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (typeof v !== 'object' || v === null) return false;
   const proto = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;
-}
-
-function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .slice(0, 5)
-    .map((i) => `${i.path.length ? i.path.join('.') : '(message)'}: ${i.message}`)
-    .join('; ');
 }
 
 function describe(v: unknown): string {

@@ -4,9 +4,14 @@
 
 const JOB_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
+/** Whether `job` can be used as a token of NATS subjects. */
+export function isValidJobId(job: string): boolean {
+  return typeof job === 'string' && JOB_ID.test(job);
+}
+
 /** Returns the job id unchanged when it can be used in a subject, otherwise throws saying why. */
 export function validateJobId(job: string): string {
-  if (typeof job !== 'string' || !JOB_ID.test(job)) {
+  if (!isValidJobId(job)) {
     throw new Error(
       `invalid job id ${JSON.stringify(job)}: expected 1-64 characters from A-Z, a-z, 0-9, '_' and '-' ` +
         `(it becomes a NATS subject token, so no dots, spaces or wildcards); rename the job`,
@@ -30,27 +35,19 @@ export interface DataSubjects {
   ag(shard: number): string;
   /** A broadcast from `root`. */
   bc(root: number): string;
-  /** Matches every data-plane subject of this generation. */
-  readonly all: string;
 }
 
 /** All subjects of a job. */
 export interface JobSubjects {
-  readonly job: string;
-  /** `ddp.<job>` */
-  readonly prefix: string;
-  /** Matches every subject of the job. */
-  readonly all: string;
   /** Workers ask to join (request/reply). */
   readonly register: string;
   readonly heartbeat: string;
-  /** The coordinator's data plan for the current epoch. */
-  readonly plan: string;
-  /** The step clock: the coordinator starts, aborts and redoes steps here. */
-  readonly step: string;
-  /** Workers report step results (loss, timings, parameter hashes). */
+  /** Workers report step results (loss, timings, parameter hashes), evaluations and artifacts. */
   readonly report: string;
-  /** Job-wide commands (stop, checkpoint, new generation). */
+  /**
+   * Every coordinator command (commandSchema in control/messages.ts: generations, steps, aborts,
+   * evaluations, checkpoints, loads, stop), on one subject so workers receive them in the order sent.
+   */
   readonly control: string;
   data(generation: number): DataSubjects;
 }
@@ -58,13 +55,8 @@ export interface JobSubjects {
 export function jobSubjects(job: string): JobSubjects {
   const prefix = `ddp.${validateJobId(job)}`;
   return {
-    job,
-    prefix,
-    all: `${prefix}.>`,
     register: `${prefix}.register`,
     heartbeat: `${prefix}.heartbeat`,
-    plan: `${prefix}.plan`,
-    step: `${prefix}.step`,
     report: `${prefix}.report`,
     control: `${prefix}.control`,
     data(generation: number): DataSubjects {
@@ -73,7 +65,6 @@ export function jobSubjects(job: string): JobSubjects {
         rs: (shard) => `${g}.rs.${validateIndex('shard', shard)}`,
         ag: (shard) => `${g}.ag.${validateIndex('shard', shard)}`,
         bc: (root) => `${g}.bc.${validateIndex('root rank', root)}`,
-        all: `${g}.>`,
       };
     },
   };

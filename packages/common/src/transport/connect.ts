@@ -3,17 +3,14 @@
 import { readFile } from 'node:fs/promises';
 import { connect as natsConnect, type NatsConnection, type ConnectionOptions } from '@nats-io/transport-node';
 import { credsAuthenticator, nkeyAuthenticator } from '@nats-io/nats-core';
+import { formatIssues } from '../protocol/index.js';
 import { natsOptionsSchema, type NatsOptions } from './options.js';
 
 export type { NatsConnection } from '@nats-io/transport-node';
 
 export async function connectNats(options: NatsOptions): Promise<NatsConnection> {
   const parsed = natsOptionsSchema.safeParse(options);
-  if (!parsed.success) {
-    throw new Error(
-      `invalid NATS options: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
-  }
+  if (!parsed.success) throw new Error(`invalid NATS options: ${formatIssues(parsed.error, '(options)')}`);
   const o = parsed.data;
   const opts: ConnectionOptions = {
     servers: o.servers,

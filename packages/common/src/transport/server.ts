@@ -8,16 +8,10 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface NatsServerOptions {
-  /** Port to listen on; a free one is picked when omitted. */
-  port?: number;
   /** Largest message body in bytes (the server's max_payload). */
   maxPayload?: number;
   /** Enable JetStream (object store for datasets and checkpoints). */
   jetstream?: boolean;
-  /** Binary to run; defaults to TFJS_DDP_NATS_SERVER or `nats-server` on PATH. */
-  binary?: string;
-  /** Where the server's output goes; ignored by default. */
-  onOutput?: (line: string) => void;
   /** Require this user and password from every client. */
   auth?: { user: string; password: string };
 }
@@ -84,9 +78,10 @@ function spawnGuard(serverPid: number): ChildProcess | undefined {
   }
 }
 
+/** Runs TFJS_DDP_NATS_SERVER, or `nats-server` from PATH, on a free port. */
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServerHandle> {
-  const binary = options.binary ?? process.env.TFJS_DDP_NATS_SERVER ?? 'nats-server';
-  const port = options.port ?? (await freePort());
+  const binary = process.env.TFJS_DDP_NATS_SERVER ?? 'nats-server';
+  const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'tfjs-ddp-nats-'));
   const maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
   // Large pending buffers and a long write deadline: a rank that is busy computing must not be
@@ -115,9 +110,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     installExitHook();
     let output = '';
     const onData = (b: Buffer) => {
-      const s = b.toString();
-      output += s;
-      if (options.onOutput) for (const line of s.split('\n')) if (line) options.onOutput(line);
+      output += b.toString();
     };
     p.stdout?.on('data', onData);
     p.stderr?.on('data', onData);

@@ -1,6 +1,6 @@
 // Builds the hook a job's spec asks for, from the shapes of the model's variables (the order their
 // gradients lie in the flat buffer): PowerSGD needs them to find the matrices.
-import type { WireDtype } from '../../protocol/index.js';
+import { formatIssues, type WireDtype } from '../../protocol/index.js';
 import type { CommHook } from './comm-hook.js';
 import { createPlainHook } from './plain.js';
 import { createPowerSgdHook } from './power-sgd.js';
@@ -25,11 +25,7 @@ export function createCommHook(
   options: CommHookOptions = {},
 ): CommHook {
   const parsed = commHookSpecSchema.safeParse(spec);
-  if (!parsed.success) {
-    throw new Error(
-      `invalid compression: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(compression)'}: ${i.message}`).join('; ')}`,
-    );
-  }
+  if (!parsed.success) throw new Error(`invalid compression: ${formatIssues(parsed.error, '(compression)')}`);
   const hook = parsed.data;
   const dtype = options.dtype ?? 'f32';
   const conflict = compressionConflict(hook.type, dtype);

@@ -1,11 +1,8 @@
 // The byte form of a hook's state: which hook and gradient length it belongs to, the per-rank
 // residual and whatever the hook shares across ranks. Loading checks both, so the state of another
 // hook or another model is refused with a message instead of silently mixed in.
-import { Packr, Unpackr } from 'msgpackr';
+import { byteView, floatsOf, packPlain, unpackPlain } from '../../protocol/index.js';
 import type { CommHookType } from './spec.js';
-
-const packr = new Packr({ useRecords: false });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 
 export interface HookState {
   type: CommHookType;
@@ -18,20 +15,14 @@ export interface HookState {
   steps: number;
 }
 
-const bytesOf = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-/** Decoded byte strings may sit at any offset, and a Buffer's slice is a view: copy into an aligned buffer. */
-const floatsOf = (b: Uint8Array) => new Float32Array(new Uint8Array(b).buffer);
-
 export function encodeHookState(s: HookState): Uint8Array {
-  return new Uint8Array(
-    packr.pack({
-      type: s.type,
-      length: s.length,
-      steps: s.steps,
-      residual: bytesOf(s.residual),
-      shared: bytesOf(s.shared),
-    }),
-  );
+  return packPlain({
+    type: s.type,
+    length: s.length,
+    steps: s.steps,
+    residual: byteView(s.residual),
+    shared: byteView(s.shared),
+  });
 }
 
 /**
@@ -41,7 +32,7 @@ export function encodeHookState(s: HookState): Uint8Array {
 export function decodeHookState(bytes: Uint8Array, type: CommHookType, length: number, shared?: number): HookState {
   let raw: Partial<Record<keyof HookState, unknown>>;
   try {
-    raw = unpackr.unpack(bytes) as typeof raw;
+    raw = unpackPlain(bytes) as typeof raw;
   } catch (err) {
     throw new Error(`cannot read the ${type} hook state (${bytes.length} bytes): ${(err as Error).message}`, {
       cause: err,
