@@ -11,12 +11,20 @@ import { tempDir, type TempDir } from './support/jobs.js';
 const run = promisify(execFile);
 const CLI = 'packages/cli/dist/bin.js';
 
+// Below the 60 s test timeout, so a command that hangs fails the test with its output.
+const EXIT_WITHIN_MS = 45_000;
+
 async function local(args: string[]): Promise<{ code: number; stderr: string }> {
   try {
-    await run(process.execPath, [CLI, 'local', ...args], { timeout: 90_000 });
+    await run(process.execPath, [CLI, 'local', ...args], { timeout: EXIT_WITHIN_MS });
     return { code: 0, stderr: '' };
   } catch (err) {
-    const e = err as { code: number; stderr: string };
+    const e = err as { code: number; stderr: string; killed?: boolean };
+    if (e.killed) {
+      throw new Error(`expected tfjs-ddp local to fail fast, it ran past ${EXIT_WITHIN_MS} ms; stderr:\n${e.stderr}`, {
+        cause: err,
+      });
+    }
     return { code: e.code, stderr: e.stderr };
   }
 }

@@ -1,17 +1,17 @@
 // Ranks as separate node processes, each with its own connection and event loop, running the built
 // package: the broadcast of initial weights and several all-reduce steps must leave every process
-// with bit-identical buffers equal to the rank-order sum.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+// with bit-identical buffers equal to the rank-order sum (build first: npx tsc -b).
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNats, type WireDtype } from '@tfjs-ddp/common';
 import { startNats, type NatsFixture } from './support/nats.js';
 import { bytesOf, expectedSum, randomBuffers } from './support/collective-ranks.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
+const built = `${root}packages/common/dist/index.js`;
 const script = fileURLToPath(new URL('./support/collective-rank.mjs', import.meta.url));
 
 interface RankProcess {
@@ -56,16 +56,10 @@ const sha = (a: Float32Array) => createHash('sha256').update(bytesOf(a)).digest(
 
 let nats: NatsFixture;
 beforeAll(async () => {
-  // The processes import the built package; build it (incremental, quick when up to date).
-  await promisify(execFile)(process.execPath, [`${root}/node_modules/typescript/bin/tsc`, '-b', 'packages/common'], {
-    cwd: root,
-  }).catch((err: { stdout?: string }) => {
-    // Type errors elsewhere in the package do not stop tsc -b from emitting; a broken build shows up below.
-    process.stderr.write(`tsc -b packages/common reported problems:\n${err.stdout ?? String(err)}\n`);
-  });
-  expect(existsSync(`${root}/packages/common/dist/index.js`), 'packages/common/dist was not built').toBe(true);
+  // The rank processes import the built package.
+  if (!existsSync(built)) throw new Error(`${built} is missing; build it first with: npx tsc -b`);
   nats = await startNats();
-}, 120_000);
+});
 afterAll(async () => {
   await nats?.stop();
 });
@@ -78,10 +72,10 @@ describe('ranks in separate processes', () => {
       const length = 100_003;
       const steps = 3;
       const job = `proc-${dtype}`;
+      const nc = await connectNats({ servers: [nats.url] });
       const ranks = [...Array(worldSize).keys()].map((r) =>
         spawnRank([nats.url, job, String(r), String(worldSize), String(length), String(steps), dtype]),
       );
-      const nc = await connectNats({ servers: [nats.url] });
       try {
         for (const r of ranks) expect(await r.line()).toBe('READY');
         nc.publish(`test.${job}.go`);

@@ -220,16 +220,20 @@ describe('Grafana dashboard', () => {
         prometheus.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
 
         const api = `http://127.0.0.1:${port}/api/v1`;
+        /** How many series the query returns; throws when Prometheus does not answer it. */
         const seriesFor = async (expr: string, job = JOB): Promise<number> => {
-          const res = await fetch(`${api}/query?query=${encodeURIComponent(expand(expr, job))}`).catch(() => undefined);
-          if (!res?.ok) return 0;
+          const query = expand(expr, job);
+          const res = await fetch(`${api}/query?query=${encodeURIComponent(query)}`);
+          if (!res.ok)
+            throw new Error(`expected Prometheus to answer ${query}, got HTTP ${res.status}: ${await res.text()}`);
           return ((await res.json()) as { data: { result: unknown[] } }).data.result.length;
         };
-        // Rates need two scrapes in the window; poll until every query answers, for 60 rounds at most.
+        // Rates need two scrapes in the window, and Prometheus takes a moment to start: poll until
+        // every query answers with data, for 60 rounds at most.
         let empty = ownQueries;
         for (let round = 0; round < 60 && empty.length > 0; round++) {
           await new Promise((r) => setTimeout(r, 500));
-          const counts = await Promise.all(empty.map((q) => seriesFor(q.expr)));
+          const counts = await Promise.all(empty.map((q) => seriesFor(q.expr).catch(() => 0)));
           empty = empty.filter((_, i) => counts[i] === 0);
         }
         expect(

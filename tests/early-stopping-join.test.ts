@@ -1,6 +1,7 @@
 // restoreBestWeights keeps the snapshot of the best epoch in the workers that took it. A worker that
 // joins after the snapshot has none; on the restore it takes the state of a rank that does, so the
-// job ends with the best epoch's weights everywhere instead of failing.
+// job ends with the best epoch's weights everywhere instead of failing. Ranks follow the sorted
+// worker ids, so the joiner (a) becomes rank 0, whose weights are the ones the job saves.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseJobSpec } from '@tfjs-ddp/common';
 import type { JobSummary } from '@tfjs-ddp/coordinator';
@@ -21,7 +22,7 @@ describe('early stopping with a worker that joined after the best epoch', () => 
     await dir?.remove();
   });
 
-  /** Trains on workers a and b; with `join`, worker c starts once the first epoch is done. */
+  /** Trains on workers b and c; with `join`, worker a starts once the first epoch is done. */
   async function run(name: string, join: boolean): Promise<{ summary: JobSummary; params: number[] }> {
     const spec = parseJobSpec(
       JSON.stringify({
@@ -44,8 +45,8 @@ describe('early stopping with a worker that joined after the best epoch', () => 
       }),
       `${name}.json`,
     );
-    const job = startInProcessJob(spec, nats.url, ['a', 'b']);
-    if (join) job.coordinator.once('epoch', () => job.addWorker('c'));
+    const job = startInProcessJob(spec, nats.url, ['b', 'c']);
+    if (join) job.coordinator.once('epoch', () => job.addWorker('a'));
     const summary = await job.result();
     const params = [...(await savedWeights(`${dir.path}/${name}/model`))];
     return { summary, params };
@@ -64,6 +65,7 @@ describe('early stopping with a worker that joined after the best epoch', () => 
     expect(three, 'no generation with the joiner').toBeDefined();
     expect(three!.step).toBeGreaterThan(0);
     expect(joined.summary.worldSize).toBe(3);
+    expect(three!.members[0], 'the joiner is rank 0, the rank that saves the model').toBe('early-join-a');
     // The first epoch ran on the same two workers in both runs, and the joiner changed only the
     // second: restored, both models are the first epoch's weights, bit for bit.
     expect(joined.params).toEqual(alone.params);

@@ -14,8 +14,8 @@ import {
 } from '@tfjs-ddp/common';
 import { readFileSync } from 'node:fs';
 import { TopKSelector, type TopKKernel } from '../packages/common/src/collective/hooks/top-k-select.js';
-import { memoryGroup, type MemoryGroup } from './hooks-memory-collective.js';
-import { bytesOf, randomBuffers, rng } from './support/collective-ranks.js';
+import { memoryGroup, type MemoryGroup } from './support/memory-collective.js';
+import { expectSameBits, randomBuffers, rng } from './support/collective-ranks.js';
 
 function hooksFor(spec: CommHookSpecInput, shapes: number[][], worldSize: number): CommHook[] {
   return Array.from({ length: worldSize }, () => createCommHook(spec, shapes, { seed: 5 }));
@@ -31,10 +31,6 @@ async function step(hooks: CommHook[], group: MemoryGroup, grads: Float32Array[]
 }
 
 const residualOf = (h: CommHook) => decodeHookState(h.state(), h.type, h.length).residual;
-
-function expectSameBits(a: Float32Array, b: Float32Array, what: string): void {
-  expect(bytesOf(a).equals(bytesOf(b)), what).toBe(true);
-}
 
 describe('the compression spec', () => {
   it('takes a hook by name with its default settings', () => {
@@ -200,8 +196,9 @@ describe('top-k with error feedback', () => {
     // The next step sends from gradient + residual.
     const [g2] = randomBuffers(1, length, 4);
     const [sent2] = await step([hook], group, [g2]);
+    const residual2 = residualOf(hook);
     expectSameBits(
-      sent2.map((x, i) => x + residualOf(hook)[i]),
+      sent2.map((x, i) => x + residual2[i]),
       g2.map((x, i) => x + residual[i]),
       'step 2',
     );
@@ -212,7 +209,10 @@ describe('top-k with error feedback', () => {
     const hooks = hooksFor('topk', shapes, 3);
     const grads = randomBuffers(3, length, 5);
     const out = await step(hooks, group, grads);
-    const sent = grads.map((g, r) => g.map((x, i) => x - residualOf(hooks[r])[i]));
+    const sent = grads.map((g, r) => {
+      const residual = residualOf(hooks[r]);
+      return g.map((x, i) => x - residual[i]);
+    });
     const expected = new Float32Array(length);
     for (const s of sent) for (let i = 0; i < length; i++) expected[i] += s[i];
     for (const [r, o] of out.entries()) expectSameBits(o, expected, `rank ${r}`);
@@ -232,9 +232,10 @@ describe('top-k with error feedback', () => {
       for (let i = 0; i < 200; i++) applied[i] += o[i];
     }
     // Applied so far plus what the ranks still hold is what they were given, up to fp32 rounding.
+    const [held0, held1] = hooks.map(residualOf);
     for (let i = 0; i < 200; i++) {
       const given = steps * (grads[0][i] + grads[1][i]);
-      const held = residualOf(hooks[0])[i] + residualOf(hooks[1])[i];
+      const held = held0[i] + held1[i];
       expect(Math.abs(applied[i] + held - given)).toBeLessThanOrEqual(1e-4 * (Math.abs(given) + 1));
       expect(applied[i], `element ${i} was never sent`).not.toBe(0);
     }

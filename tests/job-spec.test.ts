@@ -303,8 +303,28 @@ describe('parseJobSpec and loadJobSpec', () => {
   });
 });
 
+/** `value` with the keys of every object, at every depth, in reverse order. */
+function reversedKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(reversedKeys);
+  if (typeof value !== 'object' || value === null) return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .reverse()
+      .map(([k, v]) => [k, reversedKeys(v)]),
+  );
+}
+
 describe('specHash', () => {
-  it('depends on the content, not on key order or file format', () => {
+  it('does not depend on the order of keys, at the top level or nested', () => {
+    const spec = parseJobSpec(JSON.stringify(minimal()), '/jobs/a.json');
+    // Not parsed again: parsing rebuilds the objects in schema order, which would hide the order.
+    const reordered = reversedKeys(spec) as typeof spec;
+    expect(Object.keys(reordered)).not.toEqual(Object.keys(spec));
+    expect(Object.keys(reordered.optimizer)).not.toEqual(Object.keys(spec.optimizer));
+    expect(specHash(reordered)).toBe(specHash(spec));
+  });
+
+  it('depends on the content, not on the file format', () => {
     const yaml = parseJobSpec(YAML.stringify(minimal()), '/jobs/a.yaml');
     const reordered = Object.fromEntries(Object.entries(minimal()).reverse());
     const json = parseJobSpec(JSON.stringify(reordered), '/jobs/b.json');
@@ -315,5 +335,61 @@ describe('specHash', () => {
       '/jobs/a.yaml',
     );
     expect(specHash(faster)).not.toBe(specHash(yaml));
+  });
+});
+
+describe('data sources', () => {
+  const withTrain = (train: unknown, loss = 'mse') => ({ ...minimal(), data: { train }, loss });
+
+  it('accept every option the loader reads: csv labelMap, delimiter, numClasses and name', () => {
+    const csv = {
+      type: 'csv',
+      url: 'https://example.com/t.csv',
+      features: ['a', 'b'],
+      label: 'answer',
+      labelMap: { no: 0, yes: 1 },
+      delimiter: ';',
+      numClasses: 2,
+      name: 'answers',
+    };
+    const spec = validateJobSpec(withTrain(csv, 'sparseCategoricalCrossentropy'), 'x.yaml');
+    expect(spec.data.train).toEqual(csv);
+  });
+
+  it('accept idx normalize, numClasses and name', () => {
+    const idx = { type: 'idx', images: '/d/i.gz', labels: '/d/l.gz', normalize: false, numClasses: 10, name: 'digits' };
+    expect(validateJobSpec(withTrain(idx, 'sparseCategoricalCrossentropy'), 'x.yaml').data.train).toEqual(idx);
+  });
+
+  it('fill the defaults the loader uses, so the resolved spec shows what will be read', () => {
+    const linear = validateJobSpec(withTrain({ type: 'synthetic-linear', n: 10, w: [1], seed: 1 }), 'x.yaml');
+    expect(linear.data.train).toEqual({ type: 'synthetic-linear', n: 10, w: [1], b: 0, noise: 0, seed: 1 });
+    const csv = validateJobSpec(withTrain({ type: 'csv', url: '/d/t.csv', features: ['a'], label: 'y' }), 'x.yaml');
+    expect(csv.data.train).toMatchObject({ delimiter: ',' });
+    const idx = validateJobSpec(withTrain({ type: 'idx', images: '/d/i.gz', labels: '/d/l.gz' }), 'x.yaml');
+    expect(idx.data.train).toMatchObject({ normalize: true });
+    const binary = validateJobSpec(withTrain({ type: 'synthetic-binary', n: 10, seed: 1 }), 'x.yaml');
+    expect(binary.data.train).toMatchObject({ noise: 0 });
+  });
+
+  it('lowercase a pinned sha256, as the loader compares it', () => {
+    const digest = 'AB'.repeat(32);
+    const spec = validateJobSpec(
+      withTrain({ type: 'csv', url: '/d/t.csv', features: ['a'], label: 'y', sha256: digest }),
+      'x.yaml',
+    );
+    expect(spec.data.train).toMatchObject({ sha256: digest.toLowerCase() });
+  });
+
+  it('reject a bad sha256, a label that is also a feature and a delimiter of two characters', () => {
+    expect(
+      problems(withTrain({ type: 'csv', url: '/d/t.csv', features: ['a', 'y'], label: 'y', sha256: 'abc' })),
+    ).toEqual([
+      'x.yaml: data.train.sha256: got "abc", expected a sha256 digest (64 hex digits)',
+      'x.yaml: data.train.label: got "y", which is also listed in features; a column is either a feature or the label',
+    ]);
+    expect(problems(withTrain({ type: 'csv', url: '/d/t.csv', features: ['a'], label: 'y', delimiter: '::' }))).toEqual(
+      ['x.yaml: data.train.delimiter: got "::", expected at most 1 characters'],
+    );
   });
 });

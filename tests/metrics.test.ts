@@ -8,22 +8,16 @@ import {
   INVALID_REASONS,
   STEP_PHASES,
   busBandwidth,
-  countingMessageObserver,
   createCoordinatorMetrics,
   createWorkerMetrics,
-  invalidMessagesCounter,
   parseJobSpec,
-  silentLogger,
-  specHash,
   startMetricsServer,
   type MessageObserver,
   type MetricsRegistry,
   type WorkerMetrics,
 } from '@tfjs-ddp/common';
-import { Coordinator } from '@tfjs-ddp/coordinator';
-import { runWorker } from '@tfjs-ddp/worker';
-import { Registry } from 'prom-client';
 import { startNats, type NatsFixture } from './support/nats.js';
+import { startInProcessJob } from './support/in-process.js';
 import { tempDir, type TempDir } from './support/jobs.js';
 
 type Metric = MetricObjectWithValues<MetricValue<string>>;
@@ -208,12 +202,14 @@ describe('coordinator metrics', () => {
     expect(await valueOf(r, 'ddp_job_step_seconds_sum')).toBeCloseTo(0.12);
   });
 
-  it('count what the coordinator drops, by reason', async () => {
-    const registry = new Registry();
-    const counter = invalidMessagesCounter(registry);
-    const o = countingMessageObserver({ invalid: counter });
+  it('count what the coordinator drops, by reason, and pass each call on to the next observer', async () => {
+    const m = createCoordinatorMetrics({ job: 'j', processMetrics: false });
+    const seen: string[] = [];
+    const o = m.observer({ invalid: (reason) => seen.push(reason) });
     o.invalid('version', 'v9', 'ddp.j.report');
-    expect(await valueOf(registry, 'ddp_invalid_messages_total', { reason: 'version' })).toBe(1);
+    expect(await valueOf(m.registry, 'ddp_invalid_messages_total', { reason: 'version' })).toBe(1);
+    expect(await valueOf(m.registry, 'ddp_invalid_messages_total', { reason: 'schema' })).toBe(0);
+    expect(seen).toEqual(['version']);
   });
 });
 
@@ -278,27 +274,17 @@ describe('metrics of a real run', () => {
       }),
       'metrics-run.json',
     );
-    const hash = specHash(spec);
-    const servers = [nats.url];
-    const coordinator = new Coordinator({ spec, specHash: hash, nats: { servers }, log: silentLogger });
-    const workers: WorkerMetrics[] = ['w-0', 'w-1'].map((workerId) =>
-      createWorkerMetrics({ job: spec.name, workerId, processMetrics: false }),
+    // Ranks follow the sorted worker ids, so workers[rank] holds the metrics of that rank.
+    const ids = ['w-0', 'w-1'];
+    const workers: WorkerMetrics[] = ids.map((id) =>
+      createWorkerMetrics({ job: spec.name, workerId: `${spec.name}-${id}`, processMetrics: false }),
     );
-    const running = workers.map((metrics, i) =>
-      runWorker({
-        spec,
-        specHash: hash,
-        nats: { servers },
-        backend: 'cpu',
-        workerId: `w-${i}`,
-        log: silentLogger,
-        metrics,
-      }),
-    );
-    const summary = await coordinator.run();
-    await Promise.all(running);
+    const job = startInProcessJob(spec, nats.url, ids, (id) => ({ metrics: workers[ids.indexOf(id)] }));
+    const summary = await job.result();
+    // A classification job has no fitted line for the report.
+    expect(summary.fit).toBeUndefined();
 
-    const c = coordinator.metrics;
+    const c = job.coordinator.metrics;
     const samples = summary.epochs.reduce((n, e) => n + e.samples, 0);
     expect(await valueOf(c, 'ddp_job_steps_total')).toBe(summary.steps);
     expect(await valueOf(c, 'ddp_job_samples_total')).toBe(samples);

@@ -38,8 +38,13 @@ describe('GET /status', () => {
         });
       },
     );
+    // A job that fails (or ends) before its first step fails the test at once instead of leaving it waiting.
+    const endedFirst = cluster.result().then(() => {
+      throw new Error('expected a progress event while training, got the end of the job first');
+    });
+    endedFirst.catch(() => {});
     try {
-      const { status, healthz, readyz } = await seen;
+      const { status, healthz, readyz } = await Promise.race([seen, endedFirst]);
       expect(status.job).toBe('linear');
       expect(status.state).toBe('training');
       expect(status.worldSize).toBe(2);

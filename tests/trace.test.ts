@@ -154,7 +154,15 @@ describe('the trace of a real run', () => {
       onWorkerOutput: () => {},
     });
     try {
-      await new Promise<void>((resolve) => cluster.events.on('progress', (p) => p.globalStep === 3 && resolve()));
+      const atStep3 = new Promise<void>((resolve) =>
+        cluster.events.on('progress', (p) => p.globalStep === 3 && resolve()),
+      );
+      // A job that fails (or ends) before step 3 fails the test at once instead of leaving it waiting.
+      const endedFirst = cluster.result().then(() => {
+        throw new Error('expected the job to reach step 3 while training, got the end of the job first');
+      });
+      endedFirst.catch(() => {});
+      await Promise.race([atStep3, endedFirst]);
       await cluster.stop();
       await expect(cluster.result()).rejects.toThrow(/stopped/);
     } finally {

@@ -3,9 +3,11 @@
 // dataSync(). This runs a whole job (training with hash checks, a state broadcast, validation,
 // checkpoints, the model saved) on in-process workers whose backend refuses synchronous reads of
 // what a kernel computed, as WebGPU does, and checks it matches the same job with reads allowed.
+// The job stops early and restores the best weights, so that path reads back too.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { parseJobSpec } from '@tfjs-ddp/common';
+import type { JobSummary } from '@tfjs-ddp/coordinator';
 import { startInProcessJob } from './support/in-process.js';
 import { startNats, type NatsFixture } from './support/nats.js';
 import { savedWeights, tempDir, type TempDir } from './support/jobs.js';
@@ -80,7 +82,7 @@ describe('the worker on a backend without synchronous readback', () => {
     await dir?.remove();
   });
 
-  async function run(name: string): Promise<{ params: number[]; loss: number | undefined }> {
+  async function run(name: string): Promise<{ params: number[]; summary: JobSummary }> {
     const spec = parseJobSpec(
       JSON.stringify({
         name,
@@ -94,11 +96,12 @@ describe('the worker on a backend without synchronous readback', () => {
         loss: 'binaryCrossentropy',
         metrics: ['accuracy'],
         batchSize: 32,
-        epochs: 2,
+        epochs: 3,
         seed: 3,
         hashCheckEvery: 2,
         checkpoint: { dir: `${dir.path}/${name}/ckpt`, everySteps: 3, keep: 2 },
-        earlyStopping: { monitor: 'val_loss', patience: 5, restoreBestWeights: true },
+        // No epoch improves on the first by 1e9, so the job stops after the second and restores the first's weights.
+        earlyStopping: { monitor: 'val_loss', patience: 1, minDelta: 1e9, restoreBestWeights: true },
         workers: { min: 2, max: 2 },
         output: `${dir.path}/${name}/out`,
       }),
@@ -106,7 +109,7 @@ describe('the worker on a backend without synchronous readback', () => {
     );
     const summary = await startInProcessJob(spec, nats.url, ['a', 'b']).result();
     const params = [...(await savedWeights(`${dir.path}/${name}/out/model`))];
-    return { params, loss: summary.test?.loss };
+    return { params, summary };
   }
 
   it('trains, checks hashes, checkpoints, restores the best weights and saves the model with data() alone', async () => {
@@ -115,7 +118,12 @@ describe('the worker on a backend without synchronous readback', () => {
     const strict = await run('readback-async-only');
     guard.restore();
     expect(guard.refused, 'synchronous reads the worker made').toEqual([]);
+    for (const { summary } of [allowed, strict]) {
+      expect(summary.status).toBe('stopped-early');
+      expect(summary.bestWeightsRestored).toBe(true);
+    }
     expect(strict.params).toEqual(allowed.params);
-    expect(strict.loss).toBe(allowed.loss);
+    expect(allowed.summary.test?.loss).toEqual(expect.any(Number));
+    expect(strict.summary.test?.loss).toBe(allowed.summary.test?.loss);
   }, 120_000);
 });

@@ -1,5 +1,6 @@
 // Test support for the collective: N ranks on separate NATS connections in this process, seeded
 // random gradients, and the reference results the collective must reproduce bit for bit.
+import { expect } from 'vitest';
 import {
   connectNats,
   createCountingObserver,
@@ -15,6 +16,9 @@ import {
   type NatsConnection,
   type WireDtype,
 } from '@tfjs-ddp/common';
+
+/** 4 KiB chunks: 1024 f32 or 2048 f16/bf16 elements, so modest buffers already span many chunks. */
+export const CHUNK_BYTES = 4096;
 
 export interface Ranks {
   readonly ncs: NatsConnection[];
@@ -97,6 +101,16 @@ export function expectedSum(buffers: Float32Array[], dtype: WireDtype = 'f32'): 
 
 export function bytesOf(a: Float32Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** Fails, naming `what` and the first element that differs, unless `a` and `b` hold the same bits. */
+export function expectSameBits(a: Float32Array, b: Float32Array, what: string): void {
+  if (bytesOf(a).equals(bytesOf(b))) return;
+  if (a.length !== b.length) expect.fail(`${what}: expected ${b.length} elements, got ${a.length}`);
+  const bits = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
+  const [abits, bbits] = [bits(a), bits(b)];
+  const i = abits.findIndex((v, k) => v !== bbits[k]);
+  expect.fail(`${what}: element ${i} is ${a[i]}, expected ${b[i]} (bits differ)`);
 }
 
 /** Polls until `condition` holds; fails naming `what` after `timeoutMs`. */

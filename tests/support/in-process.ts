@@ -2,7 +2,7 @@
 // process's tfjs, so a test can reach into them: patch the backend, start a worker at an event.
 import { silentLogger, specHash, type JobSpec } from '@tfjs-ddp/common';
 import { Coordinator, type JobSummary } from '@tfjs-ddp/coordinator';
-import { runWorker } from '@tfjs-ddp/worker';
+import { runWorker, type WorkerOptions } from '@tfjs-ddp/worker';
 
 export interface InProcessJob {
   readonly coordinator: Coordinator;
@@ -12,14 +12,28 @@ export interface InProcessJob {
   result(): Promise<JobSummary>;
 }
 
-export function startInProcessJob(spec: JobSpec, natsUrl: string, workerIds: string[]): InProcessJob {
+/** `workerOptions(id)` adds to or overrides the options of worker `id` (its metrics, say). */
+export function startInProcessJob(
+  spec: JobSpec,
+  natsUrl: string,
+  workerIds: string[],
+  workerOptions: (id: string) => Partial<WorkerOptions> = () => ({}),
+): InProcessJob {
   const hash = specHash(spec);
   const nats = { servers: [natsUrl] };
   const coordinator = new Coordinator({ spec, specHash: hash, nats, log: silentLogger });
   const workers: Promise<unknown>[] = [];
   const addWorker = (id: string) => {
     workers.push(
-      runWorker({ spec, specHash: hash, nats, backend: 'cpu', workerId: `${spec.name}-${id}`, log: silentLogger }),
+      runWorker({
+        spec,
+        specHash: hash,
+        nats,
+        backend: 'cpu',
+        workerId: `${spec.name}-${id}`,
+        log: silentLogger,
+        ...workerOptions(id),
+      }),
     );
   };
   workerIds.forEach(addWorker);

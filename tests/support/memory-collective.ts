@@ -26,7 +26,7 @@ export function memoryGroup(worldSize: number): MemoryGroup {
   const run = (kind: Pending['kind'], rank: number, buf: Float32Array, op: number | undefined) =>
     new Promise<void>((resolve, reject) => {
       if (op === undefined) throw new Error('hooks must pass explicit op ids');
-      const p = pending.get(op) ?? { kind, bufs: Array(worldSize), settle: [] };
+      const p: Pending = pending.get(op) ?? { kind, bufs: Array(worldSize), settle: [] };
       pending.set(op, p);
       if (p.kind !== kind) throw new Error(`op ${op}: ${kind} on rank ${rank}, ${p.kind} on another`);
       p.bufs[rank] = buf;
