@@ -6,22 +6,21 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { startNatsServer } from '@tfjs-ddp/common';
 import { progress, runBench } from './runner.mjs';
-import { describeMachine } from './allreduce/machine.mjs';
-import { findTorch, killPythonPeers, runTorchRanks } from './peers/python.mjs';
+import { killAllPeers } from './allreduce/peer.mjs';
+import { findTorch, runTorchRanks } from './peers/python.mjs';
 import { USAGE, parseScalingArgs } from './scaling/args.mjs';
-import { FASHION_DIR, checkFashion, fashionSource, fashionSubsetSource } from './scaling/fashion.mjs';
+import { FASHION_DIR, checkFashion, fashionCount, fashionSource, writeFashionSubset } from './scaling/fashion.mjs';
 import { trainOurs } from './scaling/ours.mjs';
 import { toJson, toText } from './scaling/report.mjs';
 
 const DDP = new URL('./peers/ddp_train.py', import.meta.url);
 /** The example jobs' global batches (examples/jobs/fashion-*.yaml). */
 const BATCH = { mlp: 128, cnn: 64 };
-const FULL_TRAIN = 60_000;
 
 let server;
 let dir;
 async function shutdown() {
-  killPythonPeers();
+  killAllPeers();
   await server?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 }
@@ -44,75 +43,63 @@ function jobSpec(model, workers, train) {
   };
 }
 
-async function main(args) {
-  let torch;
-  try {
-    checkFashion(['train']);
-    if (args.torch) torch = await findTorch();
-  } catch (err) {
-    process.stderr.write(`bench:scaling cannot run: ${err.message}\n`);
-    return 3;
-  }
-  const machine = await describeMachine();
-  const loadBefore = os.loadavg()[0];
-  dir = await mkdtemp(join(os.tmpdir(), 'tfjs-ddp-scaling-'));
-  server = await startNatsServer({ jetstream: false });
-  try {
-    const rows = [];
-    for (const model of args.models) {
-      const samples = Math.min(args.samples[model], FULL_TRAIN);
-      const train = samples === FULL_TRAIN ? fashionSource('train') : await fashionSubsetSource(dir, 'train', samples);
-      const base = {};
-      for (const workers of args.workers) {
-        progress(`${model}, ${workers} worker(s), ${samples} samples: ours`);
-        const { summary } = await trainOurs({
-          spec: jobSpec(model, workers, train),
-          backend: args.backend,
-          workers,
-          dir,
-          nats: server.url,
-          progress,
-        });
-        const phases = summary.history.phaseMeans.at(-1);
-        progress(`  ${Math.round(summary.samplesPerSec)} samples/s${torch ? '; torch DDP' : ''}`);
-        const t =
-          torch &&
-          (await runTorchRanks(
-            torch.python,
-            DDP,
-            workers,
-            ['--model', model, '--data', FASHION_DIR, '--batch', `${BATCH[model]}`, '--train-samples', `${samples}`],
-            { timeoutMs: 900_000, progress },
-          ));
-        if (t) progress(`  ${Math.round(t.samplesPerSec)} samples/s`);
-        if (workers === 1) Object.assign(base, { ours: summary.samplesPerSec, torch: t?.samplesPerSec });
-        rows.push({
-          model,
-          batch: BATCH[model],
-          samples,
-          workers,
-          ours: {
-            samplesPerSec: summary.samplesPerSec,
-            efficiency: summary.samplesPerSec / (workers * base.ours),
-            backends: [...new Set(Object.values(summary.backends))],
-            phases,
-          },
-          torch: t && { samplesPerSec: t.samplesPerSec, efficiency: t.samplesPerSec / (workers * base.torch) },
-        });
-      }
-    }
-    const run = {
-      machine,
-      load: { before: loadBefore, after: os.loadavg()[0] },
-      backend: args.backend,
-      torch: torch?.torch,
-      rows,
-    };
-    process.stdout.write(`${args.json ? toJson(run) : toText(run)}\n`);
-    return 0;
-  } finally {
-    await shutdown();
-  }
+async function needs(args) {
+  checkFashion(['train']);
+  return args.torch ? findTorch() : undefined;
 }
 
-runBench({ name: 'scaling', parse: parseScalingArgs, usage: USAGE, main, shutdown });
+async function main(args, torch) {
+  dir = await mkdtemp(join(os.tmpdir(), 'tfjs-ddp-scaling-'));
+  server = await startNatsServer({ jetstream: false });
+  const available = await fashionCount('train');
+  const rows = [];
+  for (const model of args.models) {
+    const asked = args.samples[model];
+    if (Number.isFinite(asked) && asked > available) {
+      progress(`${model}: the training split holds ${available} samples, fewer than ${asked}; using all of them`);
+    }
+    const samples = Math.min(asked, available);
+    const train = samples === available ? fashionSource('train') : await writeFashionSubset(dir, 'train', samples);
+    const base = {};
+    for (const workers of args.workers) {
+      progress(`${model}, ${workers} worker(s), ${samples} samples: ours`);
+      const { summary } = await trainOurs({
+        spec: jobSpec(model, workers, train),
+        backend: args.backend,
+        workers,
+        dir,
+        nats: server.url,
+        progress,
+      });
+      const phases = summary.history.phaseMeans.at(-1);
+      progress(`  ${Math.round(summary.samplesPerSec)} samples/s${torch ? '; torch DDP' : ''}`);
+      const t =
+        torch &&
+        (await runTorchRanks(
+          torch.python,
+          DDP,
+          workers,
+          ['--model', model, '--data', FASHION_DIR, '--batch', `${BATCH[model]}`, '--train-samples', `${samples}`],
+          { timeoutMs: 900_000 },
+        ));
+      if (t) progress(`  ${Math.round(t.samplesPerSec)} samples/s`);
+      if (workers === 1) Object.assign(base, { ours: summary.samplesPerSec, torch: t?.samplesPerSec });
+      rows.push({
+        model,
+        batch: BATCH[model],
+        samples,
+        workers,
+        ours: {
+          samplesPerSec: summary.samplesPerSec,
+          efficiency: summary.samplesPerSec / (workers * base.ours),
+          backends: [...new Set(Object.values(summary.backends))],
+          phases,
+        },
+        torch: t && { samplesPerSec: t.samplesPerSec, efficiency: t.samplesPerSec / (workers * base.torch) },
+      });
+    }
+  }
+  return { backend: args.backend, torch: torch?.torch, rows };
+}
+
+runBench({ name: 'scaling', usage: USAGE, parse: parseScalingArgs, needs, main, report: { toJson, toText }, shutdown });

@@ -7,8 +7,8 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { startNatsServer } from '@tfjs-ddp/common';
 import { progress, runBench } from './runner.mjs';
-import { describeMachine } from './allreduce/machine.mjs';
-import { findTorch, killPythonPeers, runTorchRanks } from './peers/python.mjs';
+import { killAllPeers } from './allreduce/peer.mjs';
+import { findTorch, runTorchRanks } from './peers/python.mjs';
 import { FASHION_DIR, checkFashion, fashionSource } from './scaling/fashion.mjs';
 import { trainOurs } from './scaling/ours.mjs';
 import { USAGE, parseTtaArgs } from './time-to-accuracy/args.mjs';
@@ -20,104 +20,86 @@ const BATCH = 128;
 let server;
 let dir;
 async function shutdown() {
-  killPythonPeers();
+  killAllPeers();
   await server?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 }
 
-async function main(args) {
-  let torch;
-  try {
-    checkFashion();
-    torch = await findTorch();
-  } catch (err) {
-    process.stderr.write(`bench:tta cannot run: ${err.message}\n`);
-    return 3;
-  }
-  const machine = await describeMachine();
-  const loadBefore = os.loadavg()[0];
-  dir = await mkdtemp(join(os.tmpdir(), 'tfjs-ddp-tta-'));
-  server = await startNatsServer({ jetstream: false });
-  try {
-    const rows = [];
-    for (const hook of args.hooks) {
-      progress(`${hook.name}: up to ${args.maxEpochs} epochs on ${args.workers} workers`);
-      const spec = {
-        name: `tta-${hook.name.replace(/[^A-Za-z0-9_-]/g, '-')}`,
-        model: { zoo: 'mlp' },
-        data: { train: fashionSource('train'), validation: fashionSource('t10k') },
-        optimizer: { type: 'adam', learningRate: 1e-3 },
-        loss: 'sparseCategoricalCrossentropy',
-        metrics: ['accuracy'],
-        batchSize: BATCH,
-        epochs: args.maxEpochs,
-        seed: 42,
-        hashCheckEvery: 0,
-        allreduce: { compression: hook.compression },
-        workers: { min: args.workers },
-      };
-      let reached;
-      let trainSeconds = 0;
-      const { epochs } = await trainOurs({
-        spec,
-        workers: args.workers,
-        dir,
-        nats: server.url,
-        progress,
-        onEpoch: (e) => {
-          trainSeconds += e.seconds;
-          if (reached || e.validation.accuracy < args.target) return false;
-          reached = { epoch: e.epoch, trainSeconds };
-          return true;
-        },
-      });
-      if (reached) reached.wallSeconds = epochs[reached.epoch].atSeconds;
-      rows.push({
-        name: hook.name,
-        compression: hook.compression,
-        reached,
-        accuracies: epochs.map((e) => e.validation.accuracy),
-        samplesPerSec: epochs.reduce((s, e) => s + e.samples, 0) / epochs.reduce((s, e) => s + e.seconds, 0),
-      });
-    }
-    progress(`PyTorch DDP: up to ${args.maxEpochs} epochs on ${args.workers} ranks`);
-    const t = await runTorchRanks(
-      torch.python,
-      DDP,
-      args.workers,
-      [
-        '--model',
-        'mlp',
-        '--data',
-        FASHION_DIR,
-        '--batch',
-        `${BATCH}`,
-        '--epochs',
-        `${args.maxEpochs}`,
-        '--target',
-        `${args.target}`,
-      ],
-      { timeoutMs: 1_800_000, progress },
-    );
-    rows.push({
-      name: 'torch DDP',
-      reached: t.reached,
-      accuracies: t.epochs.map((e) => e.testAccuracy),
-      samplesPerSec: t.samplesPerSec,
-    });
-    const run = {
-      machine,
-      load: { before: loadBefore, after: os.loadavg()[0] },
-      torch: torch.torch,
-      target: args.target,
-      workers: args.workers,
-      rows,
-    };
-    process.stdout.write(`${args.json ? toJson(run) : toText(run)}\n`);
-    return 0;
-  } finally {
-    await shutdown();
-  }
+async function needs() {
+  checkFashion();
+  return findTorch();
 }
 
-runBench({ name: 'tta', parse: parseTtaArgs, usage: USAGE, main, shutdown });
+async function main(args, torch) {
+  dir = await mkdtemp(join(os.tmpdir(), 'tfjs-ddp-tta-'));
+  server = await startNatsServer({ jetstream: false });
+  const rows = [];
+  for (const hook of args.hooks) {
+    progress(`${hook.name}: up to ${args.maxEpochs} epochs on ${args.workers} workers`);
+    const spec = {
+      name: `tta-${hook.name.replace(/[^A-Za-z0-9_-]/g, '-')}`,
+      model: { zoo: 'mlp' },
+      data: { train: fashionSource('train'), validation: fashionSource('t10k') },
+      optimizer: { type: 'adam', learningRate: 1e-3 },
+      loss: 'sparseCategoricalCrossentropy',
+      metrics: ['accuracy'],
+      batchSize: BATCH,
+      epochs: args.maxEpochs,
+      seed: 42,
+      hashCheckEvery: 0,
+      allreduce: { compression: hook.compression },
+      workers: { min: args.workers },
+    };
+    let reached;
+    let trainSeconds = 0;
+    const { epochs } = await trainOurs({
+      spec,
+      workers: args.workers,
+      dir,
+      nats: server.url,
+      progress,
+      onEpoch: (e) => {
+        trainSeconds += e.seconds;
+        if (reached || e.validation.accuracy < args.target) return false;
+        reached = { epoch: e.epoch, trainSeconds };
+        return true;
+      },
+    });
+    if (reached) reached.wallSeconds = epochs[reached.epoch].atSeconds;
+    rows.push({
+      name: hook.name,
+      compression: hook.compression,
+      reached,
+      accuracies: epochs.map((e) => e.validation.accuracy),
+      samplesPerSec: epochs.reduce((s, e) => s + e.samples, 0) / epochs.reduce((s, e) => s + e.seconds, 0),
+    });
+  }
+  progress(`PyTorch DDP: up to ${args.maxEpochs} epochs on ${args.workers} ranks`);
+  const t = await runTorchRanks(
+    torch.python,
+    DDP,
+    args.workers,
+    [
+      '--model',
+      'mlp',
+      '--data',
+      FASHION_DIR,
+      '--batch',
+      `${BATCH}`,
+      '--epochs',
+      `${args.maxEpochs}`,
+      '--target',
+      `${args.target}`,
+    ],
+    { timeoutMs: 1_800_000 },
+  );
+  rows.push({
+    name: 'torch DDP',
+    reached: t.reached,
+    accuracies: t.epochs.map((e) => e.testAccuracy),
+    samplesPerSec: t.samplesPerSec,
+  });
+  return { torch: torch.torch, target: args.target, workers: args.workers, rows };
+}
+
+runBench({ name: 'tta', usage: USAGE, parse: parseTtaArgs, needs, main, report: { toJson, toText }, shutdown });

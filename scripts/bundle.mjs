@@ -29,8 +29,8 @@ import { build } from 'esbuild';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const USAGE = `Usage: npm run bundle -- [--out DIR] [--check]
 
-Bundles the CLI, the worker and the all-reduce benchmark into DIR (default out/bundle) so they run
-with Node alone. Run npm run build first (npm run bundle does).
+Bundles the CLI, the worker, the all-reduce benchmark and the training benchmark into DIR (default
+out/bundle) so they run with Node alone. Run npm run build first (npm run bundle does).
   --out DIR   where to write (emptied first)
   --check     start the bundled CLI once afterwards (tfjs-ddp --version)
   --help      this text`;

@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { loadJobSpec, natsOptionsSchema } from '@tfjs-ddp/common';
+import { loadJobSpec, NATS_ENV, natsOptionsFromEnv, natsOptionsSchema, natsOptionsToEnv } from '@tfjs-ddp/common';
 import { runCli } from '../packages/cli/src/cli.js';
 import { natsOptionsFromFlags } from '../packages/cli/src/commands/index.js';
 
@@ -220,6 +220,23 @@ describe('NATS flags', () => {
 
   it('leave the server to the transport default and TLS off when not given', () => {
     expect(natsOptionsSchema.parse(natsOptionsFromFlags({})).servers).toEqual(['nats://127.0.0.1:4222']);
+    expect(natsOptionsSchema.parse(natsOptionsFromFlags({ nats: ' , ' })).servers).toEqual(['nats://127.0.0.1:4222']);
     expect(natsOptionsFromFlags({}).tls).toBeUndefined();
+  });
+
+  it('reach a worker process as the variables it reads back into the same options', () => {
+    const options = {
+      servers: ['nats://a:4222', 'nats://b:4222'],
+      user: 'u',
+      pass: 'p',
+      token: 't',
+      credsFile: '/c.creds',
+      nkeyFile: '/seed.nk',
+      tls: { caFile: '/ca.pem', certFile: '/cert.pem', keyFile: '/key.pem' },
+    };
+    const env = natsOptionsToEnv(options);
+    expect(env).toMatchObject({ [NATS_ENV.servers]: 'nats://a:4222,nats://b:4222', [NATS_ENV.pass]: 'p' });
+    expect(natsOptionsFromEnv(env)).toEqual(options);
+    expect(natsOptionsToEnv({ user: 'u' })).toEqual({ [NATS_ENV.user]: 'u' });
   });
 });

@@ -2,8 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadSource } from '@tfjs-ddp/common';
-
-const DIR = process.env.FASHION_MNIST_DIR ?? '/usr/share/datasets/fashion-mnist';
+import { FASHION_DIR as DIR } from './support/jobs.js';
 const present = existsSync(join(DIR, 't10k-images-idx3-ubyte.gz'));
 if (!present)
   process.stderr.write(`[data-fashion-mnist] skipped: Fashion-MNIST not found in ${DIR} (set FASHION_MNIST_DIR)\n`);

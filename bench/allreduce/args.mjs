@@ -1,6 +1,6 @@
 // Command-line flags of `npm run bench:allreduce`, parsed and checked once so the rest of the
 // benchmark works with plain validated values.
-import { parseFlags } from '../runner.mjs';
+import { count, list, parseFlags } from '../runner.mjs';
 
 export const DTYPES = ['f32', 'f16', 'bf16'];
 
@@ -48,20 +48,15 @@ export function parseBenchArgs(argv) {
     },
     USAGE,
   );
-  const dtypes = list(values.dtypes, '--dtypes', (s) => {
-    if (!DTYPES.includes(s)) throw new Error(`--dtypes: expected one of ${DTYPES.join(', ')}, got "${s}"`);
-    return s;
-  });
   return {
     sizesMiB: list(values.sizes, '--sizes', (s) => positiveNumber(s, '--sizes')),
-    worldSizes: list(values.world, '--world', (s) => {
-      const n = integer(s, '--world');
-      if (n < 2) throw new Error(`--world: expected world sizes of at least 2 ranks, got ${n}`);
-      return n;
+    worldSizes: list(values.world, '--world', (s) => count(s, '--world', 2)),
+    dtypes: list(values.dtypes, '--dtypes', (s) => {
+      if (!DTYPES.includes(s)) throw new Error(`--dtypes: expected one of ${DTYPES.join(', ')}, got "${s}"`);
+      return s;
     }),
-    dtypes,
-    iters: values.iters === undefined ? undefined : atLeastOne(integer(values.iters, '--iters'), '--iters'),
-    warmup: integer(values.warmup, '--warmup'),
+    iters: values.iters === undefined ? undefined : count(values.iters, '--iters'),
+    warmup: count(values.warmup, '--warmup', 0),
     rawMiB: positiveNumber(values['raw-mib'], '--raw-mib'),
     json: values.json,
     help: values.help,
@@ -73,28 +68,8 @@ export function itersFor(args, sizeMiB) {
   return args.iters ?? (sizeMiB >= 64 ? 5 : 10);
 }
 
-function list(text, flag, parse) {
-  const items = text
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  if (items.length === 0) throw new Error(`${flag}: expected a comma-separated list, got "${text}"`);
-  return [...new Set(items.map(parse))];
-}
-
 function positiveNumber(s, flag) {
   const n = Number(s);
   if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag}: expected a positive number, got "${s}"`);
-  return n;
-}
-
-function integer(s, flag) {
-  const n = Number(s);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${flag}: expected a non-negative integer, got "${s}"`);
-  return n;
-}
-
-function atLeastOne(n, flag) {
-  if (n < 1) throw new Error(`${flag}: expected at least 1, got ${n}`);
   return n;
 }

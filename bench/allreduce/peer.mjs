@@ -1,5 +1,6 @@
-// Child processes of the benchmark (ranks, raw publisher and subscriber) driven by IPC
-// messages, with every one of them killed when the benchmark exits, fails or is interrupted.
+// Child processes of the benchmarks (ranks, raw publisher and subscriber, Python ranks): every one
+// is killed when the benchmark exits, fails or is interrupted, and its output goes to stderr with its
+// name in front. Node children are driven by IPC messages (Peer).
 import { fork } from 'node:child_process';
 
 const live = new Set();
@@ -11,6 +12,26 @@ process.on('exit', () => {
 export function killAllPeers() {
   for (const child of live) child.kill('SIGKILL');
   live.clear();
+}
+
+/**
+ * Kills `child` with the benchmark and writes each line of `streams` to stderr as `[name] line`,
+ * so that stdout carries only the report.
+ * @param {import('node:child_process').ChildProcess} child
+ * @param {string} name  e.g. "rank 2/4"
+ * @param {import('node:stream').Readable[]} [streams]  default: the child's stdout and stderr
+ */
+export function track(child, name, streams = [child.stdout, child.stderr]) {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  for (const stream of streams) {
+    let pending = '';
+    stream.on('data', (b) => {
+      const lines = (pending + b.toString()).split('\n');
+      pending = lines.pop();
+      for (const line of lines) process.stderr.write(`[${name}] ${line}\n`);
+    });
+  }
 }
 
 /**
@@ -30,23 +51,13 @@ export class Peer {
     this.waiter = undefined;
     this.failure = undefined;
     this.child = fork(module, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-    live.add(this.child);
-    // Peer output goes to stderr so that stdout carries only the report.
-    for (const stream of [this.child.stdout, this.child.stderr]) {
-      let pending = '';
-      stream.on('data', (b) => {
-        const lines = (pending + b.toString()).split('\n');
-        pending = lines.pop();
-        for (const line of lines) process.stderr.write(`[${name}] ${line}\n`);
-      });
-    }
+    track(this.child, name);
     this.child.on('message', (msg) => {
       if (msg.type === 'error') this.fail(new Error(`${name} failed: ${msg.message}`));
       else this.queue.push(msg);
       this.wake();
     });
     this.child.on('exit', (code, signal) => {
-      live.delete(this.child);
       this.fail(new Error(`${name} exited unexpectedly (code ${code}, signal ${signal}); see its output above`));
       this.wake();
     });

@@ -1,5 +1,5 @@
-// One process per rank for a world size, started once and driven case by case over IPC, so a
-// whole sweep of sizes and dtypes pays the process and connection start-up only once.
+// One process per rank for a world size (rank.mjs), started once and driven case by case over IPC,
+// so a whole sweep of sizes, dtypes and hooks pays the process and connection start-up only once.
 import { Peer } from './peer.mjs';
 
 const RANK = new URL('./rank.mjs', import.meta.url);
@@ -22,14 +22,25 @@ export async function startRankPool(url, world) {
   }
   return {
     /**
-     * Runs one case on every rank. Per timed iteration, the time is the slowest rank's
-     * all-reduce (each rank times its own call, started right after a barrier) and the
-     * delivered bytes are the sum of what every rank's connection received during it.
+     * Runs one case on every rank: the plain all-reduce with the wire `dtype`, or, given `hook` (a
+     * hook spec) and `shapes` (the buffer's variables), that communication hook. Per timed
+     * iteration, the time is the slowest rank's (each rank times its own call, started right after
+     * a barrier) and the delivered bytes are the sum of what every rank's connection received
+     * during it. A hook's result must be the same on every rank.
      * @returns {Promise<{ ms: number[], deliveredBytes: number[] }>}
      */
-    async runCase({ floats, dtype, warmup, iters, timeoutMs }) {
-      for (const p of ranks) p.send({ type: 'case', floats, dtype, warmup, iters });
+    async runCase({ floats, dtype, hook, shapes, warmup, iters, timeoutMs }) {
+      const msg = hook
+        ? { type: 'hook-case', floats, hook, shapes, warmup, iters }
+        : { type: 'case', floats, dtype, warmup, iters };
+      for (const p of ranks) p.send(msg);
       const results = await Promise.all(ranks.map((p) => p.next('result', timeoutMs)));
+      if (hook && new Set(results.map((r) => r.digest)).size !== 1) {
+        throw new Error(
+          `the ranks ended with different results for ${JSON.stringify(hook)} on ${floats} floats ` +
+            `(sha256 ${results.map((r, i) => `rank ${i}: ${r.digest.slice(0, 12)}`).join(', ')}); replicas would diverge`,
+        );
+      }
       return {
         ms: results[0].ms.map((_, i) => Math.max(...results.map((r) => r.ms[i]))),
         deliveredBytes: results[0].inBytes.map((_, i) => results.reduce((sum, r) => sum + r.inBytes[i], 0)),

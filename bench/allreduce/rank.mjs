@@ -1,7 +1,11 @@
-// One all-reduce rank of the benchmark, run as its own process with its own NATS connection:
-// `rank.mjs <url> <job> <rank> <world>`. It keeps one collective for the whole run and, per
-// `case` message, runs warm-up and timed all-reduces and checks every result.
-import { connectNats, createNatsCollective, silentLogger } from '@tfjs-ddp/common';
+// One all-reduce rank of the benchmarks, run as its own process with its own NATS connection:
+// `rank.mjs <url> <job> <rank> <world>`. It keeps one collective for the whole run. Per `case`
+// message it runs warm-up and timed plain all-reduces and checks every result; per `hook-case`
+// message (bench:compare's compressed variants) it builds the communication hook the case names,
+// runs warm-up and timed reductions and returns a digest of the result, which must be equal on
+// every rank.
+import { createHash } from 'node:crypto';
+import { COMM_HOOK_OPS, connectNats, createCommHook, createNatsCollective, silentLogger } from '@tfjs-ddp/common';
 import { serve } from './serve.mjs';
 
 const [url, job, rankArg, worldArg] = process.argv.slice(2);
@@ -23,6 +27,10 @@ const collective = await createNatsCollective(nc, {
   timeoutMs: OP_TIMEOUT_MS,
   log: silentLogger,
 });
+// Every call names its op id: a hook takes COMM_HOOK_OPS ids at a time, which the collective's own
+// count (one per call) would not skip.
+let nextOp = 0;
+const barrier = () => collective.barrier({ op: nextOp++, timeoutMs: OP_TIMEOUT_MS });
 
 let buffers;
 function buffersFor(length) {
@@ -50,13 +58,36 @@ function check(work, expected, dtype, iteration) {
   }
 }
 
-async function timedAllReduce(work, dtype) {
-  // Counted from before the barrier: a rank that leaves it first may already be sending to
-  // ranks still inside it. The barrier's own few hundred bytes are noise next to a buffer.
+/**
+ * A gradient-like input for the hooks: magnitudes over 31 binades, different on every rank, the
+ * same every run. A table indexed by a hash of the index, scaled by a jitter from the rest of the
+ * hash so values rarely repeat, is quick to fill even for 64 MiB.
+ */
+function gradientLike(length) {
+  const table = new Float32Array(65536);
+  let s = (rank + 1) * 0x9e3779b1;
+  for (let j = 0; j < table.length; j++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    table[j] = (s / 2 ** 32 - 0.5) * 2 ** ((s >>> 27) - 16);
+  }
+  const input = new Float32Array(length);
+  for (let i = 0; i < length; i++) {
+    const h = Math.imul(i + rank * 0x632be5ab, 0x9e3779b1) >>> 0;
+    input[i] = table[h >>> 16] * (1 + (h & 0xffff) * 2 ** -17);
+  }
+  return input;
+}
+
+/**
+ * Runs `reduce` on `work` after a barrier and times it. The received bytes are counted from before
+ * the barrier: a rank that leaves it first may already be sending to ranks still inside it. The
+ * barrier's own few hundred bytes are noise next to a buffer.
+ */
+async function timed(reduce) {
   const before = nc.stats().inBytes;
-  await collective.barrier();
+  await barrier();
   const t0 = performance.now();
-  await collective.allReduce(work, { dtype, timeoutMs: OP_TIMEOUT_MS });
+  await reduce();
   const ms = performance.now() - t0;
   return { ms, inBytes: nc.stats().inBytes - before };
 }
@@ -69,10 +100,10 @@ serve(
       const inBytes = [];
       for (let i = 0; i < warmup + iters; i++) {
         work.set(input);
-        const r = await timedAllReduce(work, dtype);
+        const r = await timed(() => collective.allReduce(work, { dtype, op: nextOp++, timeoutMs: OP_TIMEOUT_MS }));
         // Every rank is done before any checks its result: the check's pass over the buffer would
         // otherwise take a core from ranks still inside the timed operation.
-        await collective.barrier();
+        await barrier();
         check(work, expected, dtype, i);
         if (i >= warmup) {
           ms.push(r.ms);
@@ -80,6 +111,27 @@ serve(
         }
       }
       return { type: 'result', ms, inBytes };
+    },
+    async 'hook-case'({ floats, hook: spec, shapes, warmup, iters }) {
+      const hook = createCommHook(spec, shapes, { seed: 1 });
+      const input = gradientLike(floats);
+      const work = new Float32Array(floats);
+      const ms = [];
+      const inBytes = [];
+      for (let i = 0; i < warmup + iters; i++) {
+        work.set(input);
+        const r = await timed(() => {
+          const op = nextOp;
+          nextOp += COMM_HOOK_OPS;
+          return hook.reduce(work, collective, { op, timeoutMs: OP_TIMEOUT_MS });
+        });
+        if (i >= warmup) {
+          ms.push(r.ms);
+          inBytes.push(r.inBytes);
+        }
+      }
+      const digest = createHash('sha256').update(new Uint8Array(work.buffer)).digest('hex');
+      return { type: 'result', ms, inBytes, digest };
     },
   },
   async () => {

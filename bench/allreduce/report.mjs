@@ -1,5 +1,6 @@
 // Renders the benchmark's results: an aligned plain-text table with a header saying how every
 // column was measured, or the same content as one JSON document.
+import { table } from '../table.mjs';
 import { DELIVERY_FORMULA } from './stats.mjs';
 
 const MB = 1e6;
@@ -80,10 +81,7 @@ export function toText(run) {
     fmt(c.deliveryRate / MB, 0),
     fmt(c.ratio, 2),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells) =>
-    cells.map((cell, i) => (i === 2 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
-  lines.push(line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line));
+  lines.push(...table(header, rows, [2]));
   return lines.join('\n');
 }
 

@@ -1,5 +1,5 @@
 // Command-line flags of `npm run bench:compare`, parsed and checked once.
-import { parseFlags } from '../runner.mjs';
+import { count, list, parseFlags, parseHookArg } from '../runner.mjs';
 
 export const USAGE = `Usage: npm run bench:compare -- [options]
 
@@ -22,7 +22,7 @@ Options:
 Needs torch and numpy for the gloo side (pip install torch numpy); set TFJS_DDP_PYTHON to pick the interpreter.
 `;
 
-const VARIANT = /^(f32|f16|bf16)$|^topk:(\d*\.?\d+(?:e-?\d+)?)$|^powersgd:(\d+)$/;
+const DTYPES = ['f32', 'f16', 'bf16'];
 
 /** @param {string[]} argv */
 export function parseCompareArgs(argv) {
@@ -41,19 +41,10 @@ export function parseCompareArgs(argv) {
     USAGE,
   );
   return {
-    sizesKiB: list(values.sizes, '--sizes', (s) => {
-      const n = Number(s);
-      if (!Number.isInteger(n) || n < 1) throw new Error(`--sizes: expected whole KiB >= 1, got "${s}"`);
-      return n;
-    }),
-    worldSizes: list(values.world, '--world', (s) => {
-      const n = Number(s);
-      if (!Number.isInteger(n) || n < 2)
-        throw new Error(`--world: expected world sizes of at least 2 ranks, got "${s}"`);
-      return n;
-    }),
+    sizesKiB: list(values.sizes, '--sizes', (s) => count(s, '--sizes')),
+    worldSizes: list(values.world, '--world', (s) => count(s, '--world', 2)),
     variants: list(values.ours, '--ours', parseVariant),
-    iters: values.iters === undefined ? undefined : count(values.iters, '--iters', 1),
+    iters: values.iters === undefined ? undefined : count(values.iters, '--iters'),
     warmup: count(values.warmup, '--warmup', 0),
     rawMiB: count(values['raw-mib'], '--raw-mib', 1),
     json: values.json,
@@ -61,35 +52,16 @@ export function parseCompareArgs(argv) {
   };
 }
 
-/** A variant's name and what runs it: a wire dtype for the plain all-reduce, or a hook spec. */
+/** A variant's name and what runs it: a wire dtype for the plain all-reduce, or a compressing hook's spec. */
 function parseVariant(s) {
-  const m = VARIANT.exec(s);
-  if (!m) throw new Error(`--ours: expected f32, f16, bf16, topk:RATIO or powersgd:RANK, got "${s}"`);
-  if (m[1]) return { name: s, dtype: m[1] };
-  if (m[2]) {
-    const ratio = Number(m[2]);
-    if (!(ratio > 0 && ratio <= 1)) throw new Error(`--ours: expected a top-k ratio in (0, 1], got "${s}"`);
-    return { name: s, hook: { type: 'topk', ratio } };
+  if (DTYPES.includes(s)) return { name: s, dtype: s };
+  if (!/^(topk|powersgd):/.test(s)) {
+    throw new Error(`--ours: expected f32, f16, bf16, topk:RATIO or powersgd:RANK, got "${s}"`);
   }
-  return { name: s, hook: { type: 'powersgd', rank: count(m[3], '--ours powersgd rank', 1) } };
+  return { name: s, hook: parseHookArg(s, '--ours').compression };
 }
 
 /** Timed operations for a buffer of `kib` KiB: small ones are quick and noisy, so more of them. */
 export function itersFor(args, kib) {
   return args.iters ?? (kib <= 1024 ? 50 : kib <= 16384 ? 10 : 5);
-}
-
-function list(text, flag, parse) {
-  const items = text
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  if (items.length === 0) throw new Error(`${flag}: expected a comma-separated list, got "${text}"`);
-  return [...new Set(items)].map(parse);
-}
-
-function count(s, flag, min) {
-  const n = Number(s);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${flag}: expected an integer >= ${min}, got "${s}"`);
-  return n;
 }

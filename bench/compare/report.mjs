@@ -1,5 +1,7 @@
 // Renders bench:compare: a table per run with our time, gloo's, their ratio and the server delivery
 // rate against the raw NATS bandwidth, the lines the done-criteria are read from, or one JSON document.
+import { table } from '../table.mjs';
+
 const MB = 1e6;
 const KIB = 1024;
 
@@ -81,10 +83,7 @@ export function toText(run) {
     c.cpu ? fmt(c.cpu.ranksSecondsPerOp, 3) : 'n/a',
     c.cpu ? fmt(c.cpu.coresBusy, 2) : 'n/a',
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells) =>
-    cells.map((cell, i) => (i === 2 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
-  lines.push(line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line), '');
+  lines.push(...table(header, rows, [2]), '');
   for (const v of verdicts) lines.push(`${v.holds ? 'holds' : 'DOES NOT HOLD'}: ${v.claim} (${v.detail})`);
   return lines.join('\n');
 }

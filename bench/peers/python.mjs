@@ -1,21 +1,12 @@
 // Runs the PyTorch side of the benchmarks: finds a Python with torch (saying how to install it
 // when there is none; the benchmarks install nothing themselves) and starts one Python process per
 // rank of a torch.distributed job, each limited to one compute thread. Rank 0 prints one JSON
-// document on its last stdout line; everything else goes to stderr, prefixed with the rank.
+// document on its last stdout line; everything else goes to stderr, prefixed with the rank. The
+// ranks are the benchmark's peers (bench/allreduce/peer.mjs): killAllPeers ends them too.
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { freePort } from '@tfjs-ddp/common';
-
-const live = new Set();
-process.on('exit', () => {
-  for (const child of live) child.kill('SIGKILL');
-});
-
-/** Kills every Python peer still running. */
-export function killPythonPeers() {
-  for (const child of live) child.kill('SIGKILL');
-  live.clear();
-}
+import { track } from '../allreduce/peer.mjs';
 
 export const INSTALL_HINT =
   'The PyTorch side of this benchmark needs torch (CPU build is enough) and numpy: pip install torch numpy ' +
@@ -25,7 +16,7 @@ export const INSTALL_HINT =
 /**
  * The interpreter and torch version to use; throws with installation instructions when Python,
  * torch or numpy is missing.
- * @returns {Promise<{ python: string, torch: string, gloo: boolean }>}
+ * @returns {Promise<{ python: string, torch: string }>}
  */
 export async function findTorch() {
   const python = process.env.TFJS_DDP_PYTHON ?? 'python3';
@@ -44,7 +35,7 @@ export async function findTorch() {
   }
   const [torch, gloo] = JSON.parse(stdout.trim().split('\n').at(-1));
   if (!gloo) throw new Error(`torch ${torch} in ${python} was built without the gloo backend. ${INSTALL_HINT}`);
-  return { python, torch, gloo };
+  return { python, torch };
 }
 
 /**
@@ -54,9 +45,9 @@ export async function findTorch() {
  * @param {URL} script
  * @param {number} world
  * @param {string[]} args  passed to every rank after --rank, --world and --port
- * @param {{ timeoutMs: number, progress?: (line: string) => void }} options
+ * @param {{ timeoutMs: number }} options
  */
-export async function runTorchRanks(python, script, world, args, { timeoutMs, progress }) {
+export async function runTorchRanks(python, script, world, args, { timeoutMs }) {
   const port = await freePort();
   const children = [];
   const exits = [];
@@ -71,21 +62,13 @@ export async function runTorchRanks(python, script, world, args, { timeoutMs, pr
         env: { ...process.env, OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1', PYTHONDONTWRITEBYTECODE: '1' },
       },
     );
-    live.add(child);
     children.push(child);
+    // Rank 0's stdout is the result; the other ranks' is progress like their stderr.
     if (rank === 0) child.stdout.on('data', (b) => (rank0Out += b.toString()));
-    else child.stdout.resume();
-    let pending = '';
-    child.stderr.on('data', (b) => {
-      const lines = (pending + b.toString()).split('\n');
-      pending = lines.pop();
-      for (const line of lines)
-        (progress ?? ((l) => process.stderr.write(`${l}\n`)))(`[torch rank ${rank}/${world}] ${line}`);
-    });
+    track(child, `torch rank ${rank}/${world}`, rank === 0 ? [child.stderr] : [child.stdout, child.stderr]);
     exits.push(
       new Promise((resolve, reject) =>
         child.on('exit', (code, signal) => {
-          live.delete(child);
           if (code === 0) resolve();
           else
             reject(

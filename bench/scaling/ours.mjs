@@ -10,7 +10,7 @@ import { startLocalCluster } from 'tfjs-ddp';
 /**
  * Trains `spec` (a job spec object) on `workers` workers. `onEpoch` sees every epoch summary and
  * may return true to stop the run there (time to accuracy).
- * @returns {Promise<{ summary?: object, epochs: object[], startedAt: number, stoppedAt?: number }>}
+ * @returns {Promise<{ summary?: object, epochs: object[] }>}  no summary when onEpoch stopped the run
  */
 export async function trainOurs({ spec, workers, dir, nats, onEpoch, progress, backend = 'wasm' }) {
   const job = join(dir, `${spec.name}.yaml`);
@@ -42,7 +42,7 @@ export async function trainOurs({ spec, workers, dir, nats, onEpoch, progress, b
   });
   try {
     const summary = await Promise.race([cluster.result(), stopped]);
-    return { summary, epochs, startedAt };
+    return { summary, epochs };
   } catch (err) {
     throw new Error(`${spec.name} on ${workers} workers failed: ${err.message}\n${lines.join('\n')}`, { cause: err });
   } finally {

@@ -1,5 +1,8 @@
 // Renders bench:scaling: samples/s and scaling efficiency of ours and PyTorch DDP side by side, with
-// where our step time goes, or one JSON document.
+// where our step time goes (every step phase the workers time), or one JSON document.
+import { STEP_PHASES } from '@tfjs-ddp/common';
+import { table } from '../table.mjs';
+
 const ms = (s) => (s * 1000).toFixed(1);
 
 export function toJson(run) {
@@ -30,20 +33,7 @@ export function toText(run) {
     'efficiency = samples/s with N workers / (N x samples/s with 1); step phases are our mean ms per step and rank',
     '',
   ];
-  const header = [
-    'model',
-    'batch',
-    'samples',
-    'N',
-    'ours/s',
-    'eff',
-    'torch/s',
-    'eff',
-    'compute',
-    'allreduce',
-    'apply',
-    'wait',
-  ];
+  const header = ['model', 'batch', 'samples', 'N', 'ours/s', 'eff', 'torch/s', 'eff', ...STEP_PHASES];
   const body = rows.map((r) => [
     r.model,
     `${r.batch}`,
@@ -53,13 +43,8 @@ export function toText(run) {
     r.ours.efficiency.toFixed(2),
     r.torch ? `${Math.round(r.torch.samplesPerSec)}` : '-',
     r.torch ? r.torch.efficiency.toFixed(2) : '-',
-    ms(r.ours.phases.compute),
-    ms(r.ours.phases.allreduce),
-    ms(r.ours.phases.apply),
-    ms(r.ours.phases.wait),
+    ...STEP_PHASES.map((phase) => ms(r.ours.phases[phase])),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  lines.push(line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line));
+  lines.push(...table(header, body, [0]));
   return lines.join('\n');
 }

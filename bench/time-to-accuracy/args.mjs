@@ -1,5 +1,5 @@
 // Command-line flags of `npm run bench:tta`, parsed and checked once.
-import { parseFlags } from '../runner.mjs';
+import { count, list, parseFlags, parseHookArg } from '../runner.mjs';
 
 export const USAGE = `Usage: npm run bench:tta -- [options]
 
@@ -18,8 +18,6 @@ Options:
 Needs torch and numpy for the PyTorch side (pip install torch numpy); set TFJS_DDP_PYTHON to pick the interpreter.
 `;
 
-const HOOK = /^(none|f16|bf16)$|^topk:(\d*\.?\d+)$|^powersgd:(\d+)$/;
-
 export function parseTtaArgs(argv) {
   const values = parseFlags(
     argv,
@@ -36,25 +34,11 @@ export function parseTtaArgs(argv) {
   const target = Number(values.target);
   if (!(target > 0 && target < 1)) throw new Error(`--target: expected an accuracy in (0, 1), got "${values.target}"`);
   return {
-    hooks: [...new Set(values.hooks.split(',').map((s) => s.trim()))].map(parseHook),
+    hooks: list(values.hooks, '--hooks', (s) => parseHookArg(s, '--hooks')),
     target,
     workers: count(values.workers, '--workers'),
     maxEpochs: count(values['max-epochs'], '--max-epochs'),
     json: values.json,
     help: values.help,
   };
-}
-
-function parseHook(s) {
-  const m = HOOK.exec(s);
-  if (!m) throw new Error(`--hooks: expected none, f16, bf16, topk:RATIO or powersgd:RANK, got "${s}"`);
-  if (m[1]) return { name: s, compression: { type: m[1] } };
-  if (m[2]) return { name: s, compression: { type: 'topk', ratio: Number(m[2]) } };
-  return { name: s, compression: { type: 'powersgd', rank: Number(m[3]) } };
-}
-
-function count(s, flag) {
-  const n = Number(s);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag}: expected a whole number >= 1, got "${s}"`);
-  return n;
 }

@@ -1,5 +1,7 @@
 // Renders bench:tta: per hook (and PyTorch DDP) the epoch at which the test accuracy reached the
 // target, the training seconds and the wall seconds until then, or one JSON document.
+import { table } from '../table.mjs';
+
 export function toJson(run) {
   return JSON.stringify(
     {
@@ -36,12 +38,6 @@ export function toText(run) {
     `${Math.round(r.samplesPerSec)}`,
     r.accuracies.map((a) => a.toFixed(4)).join(' '),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells) =>
-    cells
-      .map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
-      .join('  ')
-      .trimEnd();
-  lines.push(line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line));
+  lines.push(...table(header, body, [0, header.length - 1]));
   return lines.join('\n');
 }

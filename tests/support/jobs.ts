@@ -1,12 +1,15 @@
 // Helpers for integration tests that run real jobs: temporary job files and output directories,
 // a subset of the real Fashion-MNIST written as IDX files, and reading a saved model's weights.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 
-export const FASHION_DIR = process.env.FASHION_MNIST_DIR ?? '/usr/share/datasets/fashion-mnist';
+/**
+ * FASHION_DIR and fashionSubset(dir, split, count), the first `count` samples of a real
+ * Fashion-MNIST split as raw IDX files in `dir`: the benchmarks' own writer.
+ */
+export { FASHION_DIR, writeFashionSubset as fashionSubset } from '../../bench/scaling/fashion.mjs';
 
 export interface TempDir {
   path: string;
@@ -22,24 +25,6 @@ export async function writeJob(dir: string, name: string, spec: Record<string, u
   const file = join(dir, `${name}.yaml`);
   await writeFile(file, stringify(spec));
   return file;
-}
-
-/** The first `count` samples of a real Fashion-MNIST split, as raw IDX files in `dir`. */
-export async function fashionSubset(
-  dir: string,
-  split: 'train' | 't10k',
-  count: number,
-): Promise<{ images: string; labels: string }> {
-  const images = gunzipSync(await readFile(join(FASHION_DIR, `${split}-images-idx3-ubyte.gz`)));
-  const labels = gunzipSync(await readFile(join(FASHION_DIR, `${split}-labels-idx1-ubyte.gz`)));
-  const img = Buffer.from(images.subarray(0, 16 + count * 784));
-  img.writeUInt32BE(count, 4);
-  const lab = Buffer.from(labels.subarray(0, 8 + count));
-  lab.writeUInt32BE(count, 4);
-  const out = { images: join(dir, `${split}-${count}-images.idx`), labels: join(dir, `${split}-${count}-labels.idx`) };
-  await writeFile(out.images, img);
-  await writeFile(out.labels, lab);
-  return out;
 }
 
 /** All weights of a saved model, in manifest order, as one array. */

@@ -6,11 +6,12 @@ import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import {
   bundleInfo,
-  NATS_ENV,
   createLogger,
   loadJobSpec,
+  natsOptionsToEnv,
   specHash,
   startNatsServer,
+  type BackendRequest,
   type JobSpec,
   type MessageObserver,
   type Logger,
@@ -28,7 +29,7 @@ export interface LocalClusterOptions {
   nats?: string;
   /** Credentials and TLS for that server, passed to the coordinator and, as environment variables, to the workers. */
   natsOptions?: NatsOptions;
-  backend?: 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+  backend?: BackendRequest;
   /** Overrides the job's output directory. */
   output?: string;
   /** HOST:PORT for the coordinator's /status and /metrics; omitted: none. */
@@ -137,7 +138,8 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
       {
         // The IPC channel ties the worker's life to this process: see the worker bin.
         stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-        env: { ...process.env, ...natsEnv(options.natsOptions) },
+        // The worker bin reads NATS credentials from the environment, so they never show in `ps`.
+        env: { ...process.env, ...natsOptionsToEnv({ ...options.natsOptions, servers: [natsUrl] }) },
       },
     );
     children.set(`local-${i}`, child);
@@ -242,19 +244,4 @@ async function waitForExit(children: ChildProcess[], timeoutMs: number): Promise
     while (c.exitCode === null && c.signalCode === null && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-/** The worker bin reads NATS credentials from the environment, so they never show in `ps`. */
-function natsEnv(o: NatsOptions | undefined): Record<string, string> {
-  const env: Record<string, string | undefined> = {
-    [NATS_ENV.user]: o?.user,
-    [NATS_ENV.pass]: o?.pass,
-    [NATS_ENV.token]: o?.token,
-    [NATS_ENV.credsFile]: o?.credsFile,
-    [NATS_ENV.nkeyFile]: o?.nkeyFile,
-    [NATS_ENV.caFile]: o?.tls?.caFile,
-    [NATS_ENV.certFile]: o?.tls?.certFile,
-    [NATS_ENV.keyFile]: o?.tls?.keyFile,
-  };
-  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
 }

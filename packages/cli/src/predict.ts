@@ -17,6 +17,7 @@ import {
   LayersTrainableModel,
   TransformerLM,
   tokenCrossEntropy,
+  type BackendRequest,
   type LossFn,
   type TrainableModel,
 } from '@tfjs-ddp/common';
@@ -78,7 +79,7 @@ export interface PredictArgs {
   model: string;
   input: string;
   output?: string;
-  backend?: string;
+  backend?: BackendRequest;
 }
 
 export async function predict(
@@ -126,7 +127,7 @@ export async function runPredict(ctx: CliContext, args: PredictArgs): Promise<nu
 export interface EvaluateArgs {
   model: string;
   job: string;
-  backend?: string;
+  backend?: BackendRequest;
 }
 
 export async function runEvaluate(ctx: CliContext, args: EvaluateArgs): Promise<number> {

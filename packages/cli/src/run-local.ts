@@ -1,6 +1,6 @@
 // `tfjs-ddp local`: starts the local cluster, redraws a progress line while it trains, stops every
 // process on Ctrl-C or failure, and prints where the model and summary went.
-import { createLogger } from '@tfjs-ddp/common';
+import { createLogger, type BackendRequest } from '@tfjs-ddp/common';
 import { formatDuration, formatProgress, type ProgressEvent } from '@tfjs-ddp/coordinator';
 import type { CliContext } from './commands/context.js';
 import type { NatsFlagValues } from './commands/nats-flags.js';
@@ -10,7 +10,7 @@ import { startLocalCluster } from './local-cluster.js';
 export interface LocalArgs extends NatsFlagValues {
   job: string;
   workers: number;
-  backend: 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+  backend: BackendRequest;
   output?: string;
   'status-addr'?: string;
   trace?: string;

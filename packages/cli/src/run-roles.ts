@@ -1,7 +1,7 @@
 // `tfjs-ddp coordinator`, `tfjs-ddp worker` and `tfjs-ddp data put`: each role in this process,
 // configured from flags (or their environment variables, for Kubernetes).
 import { basename } from 'node:path';
-import { connectNats, createLogger, loadJobSpec, putDataset, specHash } from '@tfjs-ddp/common';
+import { connectNats, createLogger, loadJobSpec, putDataset, specHash, type BackendRequest } from '@tfjs-ddp/common';
 import { runCoordinator } from '@tfjs-ddp/coordinator';
 import { runWorker } from '@tfjs-ddp/worker';
 import type { CliContext } from './commands/context.js';
@@ -41,7 +41,7 @@ export async function runCoordinatorCommand(ctx: CliContext, args: CoordinatorAr
 
 export interface WorkerArgs extends NatsFlagValues {
   job: string;
-  backend: string;
+  backend: BackendRequest;
   'worker-id'?: string;
   'metrics-addr'?: string;
 }

@@ -3,10 +3,10 @@ import type { CommandModule } from 'yargs';
 import { withEnv } from '../env.js';
 import type { CliContext } from './context.js';
 import { runEvaluate } from '../predict.js';
-import { backendFlag, jobFlag } from './shared-flags.js';
+import { backendFlag, jobFlag, modelFlag } from './shared-flags.js';
 
 const flags = {
-  model: { type: 'string', demandOption: true, describe: 'directory of a trained model (the output/model of a job)' },
+  model: modelFlag,
   job: jobFlag,
   backend: backendFlag,
 } as const;

@@ -2,7 +2,7 @@
 // output/model), continuing a prompt.
 import { randomInt } from 'node:crypto';
 import type { CommandModule } from 'yargs';
-import { createLogger, generate, loadModel, selectBackend, TransformerLM } from '@tfjs-ddp/common';
+import { createLogger, generate, loadModel, selectBackend, TransformerLM, type BackendRequest } from '@tfjs-ddp/common';
 import { withEnv } from '../env.js';
 import type { CliContext } from './context.js';
 import { backendFlag, positiveIntegers } from './shared-flags.js';
@@ -32,7 +32,7 @@ export interface GenerateArgs {
   temperature: number;
   topK: number;
   seed?: number;
-  backend?: string;
+  backend?: BackendRequest;
 }
 
 export async function runGenerate(ctx: CliContext, args: GenerateArgs): Promise<number> {

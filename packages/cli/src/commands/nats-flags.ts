@@ -1,7 +1,8 @@
 // The NATS connection flags shared by every command that connects, and their translation into
 // the transport's NatsOptions.
-import type { NatsOptions } from '@tfjs-ddp/common';
+import { natsOptionsFromEnv, type NatsOptions } from '@tfjs-ddp/common';
 import type { InferredOptionTypes, Options } from 'yargs';
+import { envVarFor } from '../env.js';
 
 export const natsFlags = {
   nats: { type: 'string', describe: 'NATS server URL(s), comma-separated (default nats://127.0.0.1:4222)' },
@@ -20,21 +21,15 @@ export const NATS_GROUP = 'NATS connection:';
 /** The parsed NATS flags (yargs fills the kebab-case keys as well as the camel-case ones). */
 export type NatsFlagValues = Partial<InferredOptionTypes<typeof natsFlags>>;
 
+/**
+ * The flags read as their environment variables would be (env.ts names each flag's variable), so
+ * the flags and the variables cannot drift apart. An empty --nats leaves the server to the
+ * transport's default, as no --nats does.
+ */
 export function natsOptionsFromFlags(flags: NatsFlagValues): NatsOptions {
-  const servers = flags.nats
-    ?.split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  const ca = flags['nats-tls-ca'];
-  const cert = flags['nats-tls-cert'];
-  const key = flags['nats-tls-key'];
-  return {
-    ...(servers && servers.length > 0 && { servers }),
-    user: flags['nats-user'],
-    pass: flags['nats-password'],
-    token: flags['nats-token'],
-    credsFile: flags['nats-creds'],
-    nkeyFile: flags['nats-nkey'],
-    tls: ca || cert || key ? { caFile: ca, certFile: cert, keyFile: key } : undefined,
-  };
+  const env = Object.fromEntries(
+    Object.keys(natsFlags).map((flag) => [envVarFor(flag), flags[flag as keyof typeof natsFlags]]),
+  );
+  const options = natsOptionsFromEnv(env);
+  return options.servers?.length ? options : { ...options, servers: undefined };
 }

@@ -2,11 +2,11 @@
 import type { CommandModule } from 'yargs';
 import { withEnv } from '../env.js';
 import type { CliContext } from './context.js';
-import { backendFlag } from './shared-flags.js';
+import { backendFlag, modelFlag } from './shared-flags.js';
 import { runPredict } from '../predict.js';
 
 const flags = {
-  model: { type: 'string', demandOption: true, describe: 'directory of a trained model (the output/model of a job)' },
+  model: modelFlag,
   input: {
     type: 'string',
     demandOption: true,

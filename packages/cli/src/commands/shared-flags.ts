@@ -1,7 +1,6 @@
 // Flags that several commands share, defined once so their help and checks agree.
+import { BACKEND_REQUESTS } from '@tfjs-ddp/common';
 import type { Options } from 'yargs';
-
-export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 
 export const jobFlag = {
   type: 'string',
@@ -9,8 +8,14 @@ export const jobFlag = {
   demandOption: true,
 } as const satisfies Options;
 
+export const modelFlag = {
+  type: 'string',
+  demandOption: true,
+  describe: 'directory of a trained model (the output/model of a job)',
+} as const satisfies Options;
+
 export const backendFlag = {
-  choices: BACKENDS,
+  choices: BACKEND_REQUESTS,
   default: 'auto',
   describe: 'compute backend; auto tries tensorflow (CUDA), webgpu, tensorflow (CPU), wasm, then cpu',
 } as const satisfies Options;

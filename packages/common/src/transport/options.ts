@@ -31,7 +31,6 @@ export const natsOptionsSchema = z
   .strict();
 
 export type NatsOptions = z.input<typeof natsOptionsSchema>;
-export type ResolvedNatsOptions = z.output<typeof natsOptionsSchema>;
 
 /** The environment variables read by {@link natsOptionsFromEnv}, documented in the README. */
 export const NATS_ENV = {
@@ -63,4 +62,27 @@ export function natsOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): NatsOp
     credsFile: env[NATS_ENV.credsFile],
     tls,
   };
+}
+
+/**
+ * The inverse of {@link natsOptionsFromEnv}: the variables that give a child process these options,
+ * only those with a value. A process hands credentials on this way so they never show in `ps`.
+ */
+export function natsOptionsToEnv(o: NatsOptions | undefined): Record<string, string> {
+  const values: Record<keyof typeof NATS_ENV, string | undefined> = {
+    servers: o?.servers?.join(','),
+    user: o?.user,
+    pass: o?.pass,
+    token: o?.token,
+    nkeyFile: o?.nkeyFile,
+    credsFile: o?.credsFile,
+    caFile: o?.tls?.caFile,
+    certFile: o?.tls?.certFile,
+    keyFile: o?.tls?.keyFile,
+  };
+  return Object.fromEntries(
+    Object.entries(values)
+      .filter((e): e is [keyof typeof NATS_ENV, string] => e[1] !== undefined)
+      .map(([key, value]) => [NATS_ENV[key], value]),
+  );
 }
