@@ -47,10 +47,10 @@ function windows(text: string, count: number, length: number, stride = 3): { x: 
   return { x: tf.tensor2d(x), y: tf.tensor2d(y) };
 }
 
-function gradients(built: BuiltModel, x: tf.Tensor, y: tf.Tensor): Float32Array {
+async function gradients(built: BuiltModel, x: tf.Tensor, y: tf.Tensor): Promise<Float32Array> {
   const step = new GradientStep(built.model, built.loss);
   const out = new Float32Array(step.size);
-  step.compute(x, y, out);
+  await step.computeAsync(x, y, out);
   return out;
 }
 
@@ -120,7 +120,7 @@ describe('transformer-lm', () => {
     // 'q' (113) is never an input here, only a target.
     const x = tf.tensor2d([Array.from(tokenizer.encode('aaaa'))]);
     const y = tf.tensor2d([Array.from(tokenizer.encode('aaaq'))]);
-    const grad = gradients(built, x, y);
+    const grad = await gradients(built, x, y);
     const row = (byte: number) => grad.subarray(byte * 32, (byte + 1) * 32);
     expect(row(113).some((v) => v !== 0)).toBe(true);
     tf.dispose([x, y]);
@@ -158,7 +158,7 @@ describe('transformer-lm', () => {
       await tf.setBackend(backend);
       const built = await tiny(5);
       const { x, y } = windows(data.text, data.count, data.length);
-      const grad = gradients(built, x, y);
+      const grad = await gradients(built, x, y);
       tf.dispose([x, y]);
       built.model.dispose();
       return grad;
@@ -192,7 +192,7 @@ describe('a trained transformer-lm', () => {
     const optimizer = createOptimizer({ type: 'adam', learningRate: 0.01 });
     const { x, y } = windows(TEXT, 24, 16, 1);
     for (let i = 0; i < 80; i++) {
-      losses.push(step.compute(x, y, grad).lossSum / 24);
+      losses.push((await step.computeAsync(x, y, grad)).lossSum / 24);
       step.apply(grad, 24, optimizer.optimizer, { clipNorm: 1 });
     }
     tf.dispose([x, y]);

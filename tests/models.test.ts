@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,10 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createModel,
   fileLoadHandler,
+  JobSpecError,
   LOSSES,
   loadModel,
   MetricAccumulator,
-  saveModel,
+  validateJobSpec,
   VariablesTrainableModel,
   type TrainableModel,
 } from '@tfjs-ddp/common';
@@ -193,7 +194,7 @@ describe('saving and loading', () => {
       seed: 3,
     });
     const out = join(dir, 'mlp');
-    await saveModel(model, out);
+    await model.save(out);
     expect((await readdir(out)).sort()).toEqual(['group1-shard1of1.bin', 'model.json']);
     const json = JSON.parse(await readFile(join(out, 'model.json'), 'utf8'));
     expect(json.modelTopology).toBeDefined();
@@ -212,7 +213,7 @@ describe('saving and loading', () => {
   it('loads a layers model.json named by the job (layersJson), which needs the job to name a loss', async () => {
     const { model } = await createModel({ zoo: 'perceptron', params: { inputs: 3 } }, tf, { seed: 4 });
     const out = join(dir, 'perceptron');
-    await saveModel(model, out);
+    await model.save(out);
     const built = await createModel({ layersJson: join(out, 'model.json') }, tf, { loss: 'binaryCrossentropy' });
     const x = tf.randomNormal([3, 3], 0, 1, 'float32', 2);
     expect(built.model.predict(x).arraySync()).toEqual(model.predict(x).arraySync());
@@ -233,7 +234,7 @@ describe('saving and loading', () => {
     // Training moves the weights away from what the module's seed would rebuild.
     model.variables()[1].assign(tf.fill([4], 0.25));
     const out = join(dir, 'variables');
-    await saveModel(model, out);
+    await model.save(out);
     expect((await readdir(out)).sort()).toEqual(['group1-shard1of1.bin', 'model.json', 'module.json']);
     const loaded = await loadModel(out);
     expect(loaded).toBeInstanceOf(VariablesTrainableModel);
@@ -241,6 +242,50 @@ describe('saving and loading', () => {
     const x = tf.randomNormal([5, 3], 0, 1, 'float32', 3);
     expect(loaded.predict(x).arraySync()).toEqual(model.predict(x).arraySync());
     [model, loaded].forEach((m) => m.dispose());
+  });
+
+  it('refuses saved variables that do not fit the module, naming the variable, and disposes the model', async () => {
+    const { model } = await createModel(
+      { module: fixture('explicit-variables.mjs'), params: { inputs: 3, hidden: 4 } },
+      tf,
+      { loss: 'mse', seed: 11 },
+    );
+    const out = join(dir, 'variables-mismatch');
+    await model.save(out);
+    model.dispose();
+    // The module now builds a wider hidden layer than the one saved.
+    const source = JSON.parse(await readFile(join(out, 'module.json'), 'utf8'));
+    await writeFile(join(out, 'module.json'), JSON.stringify({ ...source, params: { inputs: 3, hidden: 5 } }));
+    // Counted by variables: the fixture leaves its initial values behind, the loader must not leave the model.
+    const variables = () => Object.keys(tf.engine().registeredVariables).length;
+    const before = variables();
+    await expect(loadModel(out)).rejects.toThrow(
+      `saved weights do not match module ${fixture('explicit-variables.mjs')}: variable 'w1' expects shape [3, 5], saved [3, 4]`,
+    );
+    expect(variables()).toBe(before);
+  });
+
+  it('refuses a layers model in an object store when the job is validated, as at load', async () => {
+    const url = 'nats-obj://models/perceptron/model.json';
+    const refusal = `cannot load the tfjs-layers model ${url} directly: fetch it from the object store to a local directory first and pass that path`;
+    const spec = {
+      name: 'layers-from-store',
+      model: { layersJson: url },
+      data: { train: { type: 'synthetic-linear', n: 10, w: [1], b: 0, noise: 0, seed: 1 } },
+      optimizer: { type: 'sgd', learningRate: 0.1 },
+      loss: 'mse',
+      batchSize: 2,
+      epochs: 1,
+    };
+    let error: unknown;
+    try {
+      validateJobSpec(spec, 'x.yaml');
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(JobSpecError);
+    expect((error as Error).message.split('\n')).toEqual([`x.yaml: model.layersJson: ${refusal}`]);
+    await expect(createModel({ layersJson: url }, tf, { loss: 'mse' })).rejects.toThrow(refusal);
   });
 });
 

@@ -26,7 +26,7 @@ async function gradientsOn(backend: 'cpu' | 'wasm', built: BuiltModel, data: Sam
   const y = tf.tensor(data.y.values, data.y.shape, 'float32');
   const step = new GradientStep(built.model, built.loss);
   const out = new Float32Array(step.size);
-  step.compute(x, y, out);
+  await step.computeAsync(x, y, out);
   tf.dispose([x, y]);
   return out;
 }
@@ -130,7 +130,7 @@ describe('training on wasm', () => {
       const grads = new Float32Array(step.size);
       const losses: number[] = [];
       for (let i = 0; i < 12; i++) {
-        const { lossSum, count } = step.compute(x, y, grads);
+        const { lossSum, count } = await step.computeAsync(x, y, grads);
         step.apply(grads, count, optimizer.optimizer);
         losses.push(lossSum / count);
       }

@@ -1,12 +1,13 @@
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   createModel,
   createOptimizer,
   evaluate,
   getOptimizerState,
   GradientStep,
+  jobOptimizerSchema,
   learningRateAt,
   LOSSES,
   parameterHash,
@@ -27,9 +28,9 @@ function classification(n: number, seed: number): { x: tf.Tensor; y: tf.Tensor }
   });
 }
 
-function weightsOf(step: GradientStep): Float32Array {
+async function weightsOf(step: GradientStep): Promise<Float32Array> {
   const out = new Float32Array(step.size);
-  step.getWeights(out);
+  await step.getWeightsAsync(out);
   return out;
 }
 
@@ -43,13 +44,19 @@ function relativeDifference(a: Float32Array, b: Float32Array): number {
   return diff / scale;
 }
 
-function train(built: BuiltModel, x: tf.Tensor, y: tf.Tensor, steps: number, spec: OptimizerSpecInput): number[] {
+async function train(
+  built: BuiltModel,
+  x: tf.Tensor,
+  y: tf.Tensor,
+  steps: number,
+  spec: OptimizerSpecInput,
+): Promise<number[]> {
   const step = new GradientStep(built.model, built.loss);
   const optimizer = createOptimizer(spec);
   const grads = new Float32Array(step.size);
   const losses: number[] = [];
   for (let i = 0; i < steps; i++) {
-    const { lossSum, count } = step.compute(x, y, grads);
+    const { lossSum, count } = await step.computeAsync(x, y, grads);
     step.apply(grads, count, optimizer.optimizer);
     losses.push(lossSum / count);
   }
@@ -116,7 +123,7 @@ describe('every zoo model trains on cpu', () => {
     it(name, async () => {
       const built = await build();
       const { x, y } = data();
-      const losses = train(built, x, y, 12, { type: 'adam', learningRate: 0.02 });
+      const losses = await train(built, x, y, 12, { type: 'adam', learningRate: 0.02 });
       expect(losses.every(Number.isFinite)).toBe(true);
       expect(losses.at(-1)).toBeLessThan(losses[0] * 0.9);
       tf.dispose([x, y]);
@@ -139,8 +146,8 @@ describe('GradientStep equivalence (N ranks with global batch B = one process wi
     const [a, b] = [await make(), await make()];
     const single = new GradientStep(a.model, a.loss);
     const split = new GradientStep(b.model, b.loss);
-    const initial = weightsOf(single);
-    expect(weightsOf(split)).toEqual(initial);
+    const initial = await weightsOf(single);
+    expect(await weightsOf(split)).toEqual(initial);
     const [optA, optB] = [createOptimizer(spec.optimizer), createOptimizer(spec.optimizer)];
     const full = new Float32Array(single.size);
     const parts = slices.map(() => new Float32Array(split.size));
@@ -149,25 +156,25 @@ describe('GradientStep equivalence (N ranks with global batch B = one process wi
       const { x, y } = classification(B, 100 + s);
       const xs = spec.module ? tf.reshape(x, [B, 16]) : x;
       const ys = spec.module ? tf.reshape(y, [B, 1]) : y;
-      single.compute(xs, ys, full);
+      await single.computeAsync(xs, ys, full);
       single.apply(full, B, optA.optimizer);
 
       let start = 0;
       let global = 0;
-      slices.forEach((n, rank) => {
+      for (const [rank, n] of slices.entries()) {
         const xr = tf.slice(xs, start, n);
         const yr = tf.slice(ys, start, n);
-        global += split.compute(xr, yr, parts[rank]).count;
+        global += (await split.computeAsync(xr, yr, parts[rank])).count;
         tf.dispose([xr, yr]);
         start += n;
-      });
+      }
       // What the all-reduce delivers: the sum over ranks, in rank order, in fp32.
       reduced.fill(0);
       for (const p of parts) for (let i = 0; i < p.length; i++) reduced[i] += p[i];
       split.apply(reduced, global, optB.optimizer);
       tf.dispose([x, y, xs, ys]);
     }
-    const result = { single: weightsOf(single), split: weightsOf(split), initial };
+    const result = { single: await weightsOf(single), split: await weightsOf(split), initial };
     [optA, optB].forEach((o) => o.dispose());
     [a, b].forEach((m) => m.model.dispose());
     return result;
@@ -198,21 +205,27 @@ describe('GradientStep equivalence (N ranks with global batch B = one process wi
     const built = await createModel({ zoo: 'linear', params: { inputs: 2 } });
     const step = new GradientStep(built.model, built.loss);
     const out = new Float32Array(step.size).fill(7);
-    expect(step.compute(tf.zeros([0, 2]), tf.zeros([0, 1]), out)).toEqual({ lossSum: 0, count: 0 });
+    expect(await step.computeAsync(tf.zeros([0, 2]), tf.zeros([0, 1]), out)).toEqual({
+      lossSum: 0,
+      count: 0,
+      readbackSeconds: 0,
+    });
     expect(Array.from(out)).toEqual([0, 0, 0]);
     built.model.dispose();
   });
 });
 
-describe('GradientStep with asynchronous readback (what the worker runs)', () => {
-  it('adds the same gradients as the synchronous step, and times the wait for them', async () => {
+describe('GradientStep readback', () => {
+  it('adds to the buffer exactly what it would write into it, and times the wait for the values', async () => {
     const built = await createModel({ zoo: 'binary-mlp', params: { hidden: 4 } }, tf, { seed: 2 });
     const step = new GradientStep(built.model, built.loss);
     const x = tf.randomNormal([8, 2], 0, 1, 'float32', 3);
     const y = tf.tensor1d([0, 1, 1, 0, 1, 0, 0, 1]);
-    const sync = new Float32Array(step.size).fill(0.5);
-    const async = new Float32Array(step.size).fill(0.5);
-    const a = step.accumulate(x, y, sync);
+    const written = new Float32Array(step.size).fill(7);
+    const a = await step.computeAsync(x, y, written);
+    expect(written.every((v) => v !== 7)).toBe(true);
+    expect(written.some((v) => v !== 0)).toBe(true);
+    const added = new Float32Array(step.size).fill(0.5);
     // A device that takes 40 ms to hand the values back (the cpu backend's read, delayed).
     const backend = tf.backend() as unknown as { read(id: object): Promise<unknown> };
     const read = backend.read;
@@ -221,8 +234,9 @@ describe('GradientStep with asynchronous readback (what the worker runs)', () =>
       return read.call(this, id);
     };
     try {
-      const b = await step.accumulateAsync(x, y, async);
-      expect(Buffer.from(async.buffer).equals(Buffer.from(sync.buffer))).toBe(true);
+      const b = await step.accumulateAsync(x, y, added);
+      const expected = Float32Array.from(written, (g) => 0.5 + g);
+      expect(Buffer.from(added.buffer).equals(Buffer.from(expected.buffer))).toBe(true);
       expect(b.lossSum).toBe(a.lossSum);
       expect(b.readbackSeconds).toBeGreaterThanOrEqual(0.035);
     } finally {
@@ -234,24 +248,34 @@ describe('GradientStep with asynchronous readback (what the worker runs)', () =>
 });
 
 describe('GradientStep resources', () => {
-  it('holds tensors flat over 2,000 steps of compute and apply', async () => {
+  it('holds tensors flat over 2,000 steps as the worker runs them', async () => {
     const built = await createModel({ zoo: 'binary-mlp', params: { hidden: 4 } }, tf, { seed: 1 });
     const step = new GradientStep(built.model, built.loss);
-    const optimizer = createOptimizer({ type: 'adam', learningRate: 0.01, warmupSteps: 50 });
+    // Momentum keeps its rate as a tensor that each new rate replaces: the warmup brings a new rate on each
+    // of the first 1,000 steps, after which the rate stays.
+    const spec = jobOptimizerSchema.parse({ type: 'momentum', learningRate: 0.01, warmupSteps: 1000 });
+    const optimizer = createOptimizer(spec);
     const x = tf.randomNormal([8, 2], 0, 1, 'float32', 1);
     const y = tf.tensor1d([0, 1, 1, 0, 1, 0, 0, 1]);
+    const [x1, y1, x2, y2] = [tf.slice(x, 0, 3), tf.slice(y, 0, 3), tf.slice(x, 3, 5), tf.slice(y, 3, 5)];
     const empty = [tf.zeros([0, 2]), tf.zeros([0])];
     const grads = new Float32Array(step.size);
-    const run = (i: number) => {
-      optimizer.beginStep(i);
-      const { count } = i % 10 === 0 ? step.compute(empty[0], empty[1], grads) : step.compute(x, y, grads);
+    const run = async (i: number) => {
+      // Every tenth step this rank has no samples; the others run as two micro-batches.
+      let count = 0;
+      if (i % 10 === 0) await step.computeAsync(empty[0], empty[1], grads);
+      else {
+        count += (await step.computeAsync(x1, y1, grads)).count;
+        count += (await step.accumulateAsync(x2, y2, grads)).count;
+      }
+      setLearningRate(optimizer.optimizer, learningRateAt(spec, i, 1));
       step.apply(grads, Math.max(count, 8), optimizer.optimizer);
     };
-    for (let i = 0; i < 100; i++) run(i);
+    for (let i = 0; i < 100; i++) await run(i);
     const held = tf.memory().numTensors;
-    for (let i = 100; i < 2000; i++) run(i);
+    for (let i = 100; i < 2000; i++) await run(i);
     expect(tf.memory().numTensors).toBe(held);
-    tf.dispose([x, y, ...empty]);
+    tf.dispose([x, y, x1, y1, x2, y2, ...empty]);
     optimizer.dispose();
     built.model.dispose();
   });
@@ -261,18 +285,19 @@ describe('GradientStep resources', () => {
     const step = new GradientStep(built.model, built.loss);
     const x = tf.ones([4, 2]);
     const y = tf.ones([4, 1]);
-    expect(() => step.compute(x, y, new Float32Array(2))).toThrow(
+    await expect(step.computeAsync(x, y, new Float32Array(2))).rejects.toThrow(
       'gradient buffer holds 2 floats; this model has 3 parameters. Allocate new Float32Array(step.size) once and reuse it',
     );
-    expect(() => step.compute(x, tf.ones([3, 1]), new Float32Array(3))).toThrow(/x holds 4 samples but y holds 3/);
+    const y3 = tf.ones([3, 1]);
+    await expect(step.accumulateAsync(x, y3, new Float32Array(3))).rejects.toThrow(/x holds 4 samples but y holds 3/);
     expect(() => step.apply(new Float32Array(3), 0, tf.train.sgd(0.1))).toThrow(
       /globalCount must be the positive number/,
     );
     const meanLoss = new GradientStep(built.model, (t, p) => tf.mean(LOSSES.mse(t, p)) as tf.Tensor1D);
-    expect(() => meanLoss.compute(x, y, new Float32Array(3))).toThrow(
+    await expect(meanLoss.computeAsync(x, y, new Float32Array(3))).rejects.toThrow(
       /the loss must return one value per sample, shape \[4\]; got shape \[\]/,
     );
-    tf.dispose([x, y]);
+    tf.dispose([x, y, y3]);
     built.model.dispose();
   });
 });
@@ -284,18 +309,18 @@ describe('weights and hashes', () => {
       createModel({ zoo: 'mlp', params: { inputShape: [4, 4], hidden: 5, classes: 3 } }, tf, { seed: 2 }),
     ]);
     const [sa, sb] = [new GradientStep(a.model, a.loss), new GradientStep(b.model, b.loss)];
-    expect(sa.hash()).not.toBe(sb.hash());
+    expect(await sa.hashAsync()).not.toBe(await sb.hashAsync());
     const buffer = new Float32Array(sa.size);
-    sa.getWeights(buffer);
+    await sa.getWeightsAsync(buffer);
     sb.setWeights(buffer);
     buffer.fill(0); // the receiver must not alias the sender's buffer
-    expect(sb.hash()).toBe(sa.hash());
+    expect(await sb.hashAsync()).toBe(await sa.hashAsync());
     const { x } = classification(3, 1);
     expect(b.model.predict(x).arraySync()).toEqual(a.model.predict(x).arraySync());
-    expect(parameterHash(weightsOf(sa))).toBe(sa.hash());
+    expect(parameterHash(await weightsOf(sa))).toBe(await sa.hashAsync());
     const g = new Float32Array(sa.size).fill(1);
     sa.apply(g, 1, tf.train.sgd(1e-3));
-    expect(sa.hash()).not.toBe(sb.hash());
+    expect(await sa.hashAsync()).not.toBe(await sb.hashAsync());
     [a, b].forEach((m) => m.model.dispose());
   });
 });
@@ -306,11 +331,11 @@ describe('optimizers and the learning-rate schedule', () => {
   async function firstDelta(type: (typeof TYPES)[number], rate?: number): Promise<Float32Array> {
     const built = await createModel({ zoo: 'linear', params: { inputs: 3 } }, tf, { seed: 1 });
     const step = new GradientStep(built.model, built.loss);
-    const before = weightsOf(step);
+    const before = await weightsOf(step);
     const optimizer = createOptimizer({ type, learningRate: 0.1 });
     if (rate !== undefined) setLearningRate(optimizer.optimizer, rate);
     step.apply(Float32Array.from([0.5, -1, 2, 0.25]), 1, optimizer.optimizer);
-    const after = weightsOf(step);
+    const after = await weightsOf(step);
     optimizer.dispose();
     built.model.dispose();
     return after.map((v, i) => v - before[i]);
@@ -332,20 +357,27 @@ describe('optimizers and the learning-rate schedule', () => {
     expect(learningRateAt({ ...spec, scaleWithWorldSize: false, warmupSteps: 0 }, 0, 4)).toBe(0.1);
   });
 
-  it('applies the scheduled rate of each step', async () => {
+  it('applies the scheduled rate of each step, and rebuilds nothing for an unchanged rate', async () => {
     const built = await createModel({ zoo: 'linear', params: { inputs: 1 } }, tf, { seed: 1 });
     const step = new GradientStep(built.model, built.loss);
-    const optimizer = createOptimizer({ type: 'sgd', learningRate: 0.1, scaleWithWorldSize: true, warmupSteps: 2 }, 3);
+    const spec = jobOptimizerSchema.parse({ type: 'sgd', learningRate: 0.1, scaleWithWorldSize: true, warmupSteps: 2 });
+    const optimizer = createOptimizer(spec);
+    const rebuilds = vi.spyOn(optimizer.optimizer as tf.SGDOptimizer, 'setLearningRate');
     const moves: number[] = [];
     for (let s = 0; s < 3; s++) {
-      const before = weightsOf(step)[1];
-      expect(optimizer.beginStep(s)).toBeCloseTo([0.15, 0.3, 0.3][s], 10);
+      const before = (await weightsOf(step))[1];
+      // What the coordinator sends with each step and the worker sets before it applies.
+      const rate = learningRateAt(spec, s, 3);
+      expect(rate).toBeCloseTo([0.15, 0.3, 0.3][s], 10);
+      setLearningRate(optimizer.optimizer, rate);
       step.apply(Float32Array.from([0, 1]), 1, optimizer.optimizer);
-      moves.push(before - weightsOf(step)[1]);
+      moves.push(before - (await weightsOf(step))[1]);
     }
     expect(moves[0]).toBeCloseTo(0.15, 6);
     expect(moves[1]).toBeCloseTo(0.3, 6);
     expect(moves[2]).toBeCloseTo(0.3, 6);
+    // Built at the spec's 0.1: 0.15 and then 0.3 change the rate; the second 0.3 leaves it as it is.
+    expect(rebuilds).toHaveBeenCalledTimes(2);
     optimizer.dispose();
     built.model.dispose();
   });
@@ -364,21 +396,21 @@ describe('optimizers and the learning-rate schedule', () => {
       const grads = new Float32Array(sa.size);
       const { x, y } = classification(6, 7);
       for (let s = 0; s < 3; s++) {
-        sa.compute(x, y, grads);
+        await sa.computeAsync(x, y, grads);
         sa.apply(grads, 6, optA.optimizer);
       }
       const state = await getOptimizerState(optA.optimizer);
       expect(state.entries[0]).toMatchObject({ name: 'iter', dtype: 'int32' });
       expect(Array.from(state.entries[0].values)).toEqual([3]);
-      sb.setWeights(weightsOf(sa));
+      sb.setWeights(await weightsOf(sa));
       const optB = createOptimizer({ type, learningRate: 0.05 });
       await setOptimizerState(optB.optimizer, state);
       expect(await getOptimizerState(optB.optimizer)).toEqual(state);
 
-      sa.compute(x, y, grads);
+      await sa.computeAsync(x, y, grads);
       sa.apply(grads, 6, optA.optimizer);
       sb.apply(grads, 6, optB.optimizer);
-      expect(sb.hash()).toBe(sa.hash());
+      expect(await sb.hashAsync()).toBe(await sa.hashAsync());
       tf.dispose([x, y]);
       [optA, optB].forEach((o) => o.dispose());
       [a, b].forEach((m) => m.model.dispose());

@@ -17,7 +17,8 @@ export class BatchBuffers {
     if (this.x.length < n * f) this.x = new Float32Array(n * f);
     if (this.y.length < n * l) this.y = new Float32Array(n * l);
     gatherBatch(ds, indices, this.x, this.y);
-    // tf.tensor copies the values, so the buffers can be reused at once.
+    // The tensors may alias the buffers (the cpu backend keeps the array it is given): dispose them before
+    // the next call refills the buffers.
     const x = this.tf.tensor(this.x.subarray(0, n * f), [n, ...ds.featureShape], 'float32');
     const y = this.tf.tensor(this.y.subarray(0, n * l), [n, ...(ds.labelShape ?? [1])], 'float32');
     return { x, y };

@@ -202,7 +202,7 @@ class WorkerRuntime {
     // Drops are counted, and logged at most every few seconds per reason: garbage must not flood the log.
     this.observer = parts.observer;
     this.metrics = parts.metrics;
-    this.scheduled = createOptimizer(this.spec.optimizer, 1);
+    this.scheduled = createOptimizer(this.spec.optimizer);
     this.subjects = jobSubjects(this.spec.name);
     this.grad = new Float32Array(this.step.size);
     this.weights = new Float32Array(this.step.size);
@@ -399,7 +399,7 @@ class WorkerRuntime {
     this.step.setWeights(state.weights);
     // tfjs replaces optimizer slots without freeing the old ones: restore into a fresh optimizer.
     this.scheduled.dispose();
-    this.scheduled = createOptimizer(this.spec.optimizer, 1);
+    this.scheduled = createOptimizer(this.spec.optimizer);
     await setOptimizerState(this.optimizer, state.optimizer);
     this.appliedStep = state.appliedStep;
   }
@@ -449,7 +449,7 @@ class WorkerRuntime {
           : await this.step.computeAsync(x, y, this.grad);
         written = true;
         lossSum += result.lossSum;
-        readback += result.readbackSeconds ?? 0;
+        readback += result.readbackSeconds;
       } finally {
         tf.dispose([x, y]);
       }

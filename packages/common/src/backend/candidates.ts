@@ -31,7 +31,8 @@ export interface BackendCandidate {
   load(importer: Importer): Promise<string>;
 }
 
-const TF_VERSION = '4.22.0';
+/** Every @tensorflow package is pinned to one version (DESIGN §6): the one of the tfjs-core installed. */
+const TF_VERSION = tf.version_core;
 
 function isMissing(err: unknown, specifier: string): boolean {
   const e = err as { code?: string; message?: string };

@@ -30,7 +30,8 @@ export const conv2dBackpropFilter: KernelFunc = ({ inputs, attrs, backend }) => 
     const extract = tf.tile(tf.reshape(tf.eye(taps), [filterHeight, filterWidth, 1, taps]), [1, 1, inChannels, 1]);
     const patches = tf.depthwiseConv2d(x, extract as tf.Tensor4D, strides, pad, 'NHWC', 1, dimRoundingMode);
     const rows = patches.shape[0] * patches.shape[1] * patches.shape[2];
-    // An explicit transpose: wasm's matMul with transposeA is about ten times slower than the two ops.
+    // An explicit transpose: for [25088, 9]ᵀ·[25088, 32] (32 images of 28×28, 3×3, 1 → 32 channels)
+    // wasm's matMul with transposeA took 6 to 9 times as long as transpose then matMul (best of 30 runs).
     const columns = tf.transpose(tf.reshape(patches, [rows, inChannels * taps]));
     const grad = tf.matMul(columns, tf.reshape(dy, [rows, outChannels]));
     return tf.transpose(tf.reshape(grad, [inChannels, filterHeight, filterWidth, outChannels]), [1, 2, 0, 3]);

@@ -3,8 +3,7 @@
 // are invalid, so every problem is reported at once, and therefore read the value defensively.
 import type { z } from 'zod';
 import { show } from './messages.js';
-
-const BINARY_ONLY_METRICS = new Set(['precision', 'recall', 'f1']);
+import { BINARY_ONLY_METRICS, LOSS_NAMES } from './names.js';
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -25,8 +24,8 @@ export function checkCrossFieldRules(spec: unknown, ctx: z.core.$RefinementCtx):
   } else if (spec.loss === undefined && isRecord(spec.model) && !('module' in spec.model)) {
     add(
       ['loss'],
-      'required but missing; expected one of mse, binaryCrossentropy, sparseCategoricalCrossentropy, ' +
-        'categoricalCrossentropy (only a model module that exports its own loss may leave it out)',
+      `required but missing; expected one of ${LOSS_NAMES.join(', ')} ` +
+        '(only a model module that exports its own loss may leave it out)',
     );
   }
 

@@ -3,38 +3,16 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { commHookSpecSchema, compressionConflict } from '../collective/hooks/spec.js';
-import { validateJobId } from '../protocol/index.js';
+// The protocol owns the rule for job ids (they become NATS subject tokens).
+import { isValidJobId } from '../protocol/index.js';
 import { checkCrossFieldRules } from './checks.js';
 import { show } from './messages.js';
 import { jobModelSchema } from './model.js';
+import { LOSS_NAMES, METRIC_NAMES, MONITORS } from './names.js';
 import { jobOptimizerSchema } from './optimizer.js';
 import { jobSourceSchema, validationSplitSchema } from './source.js';
 
-const LOSSES = ['mse', 'binaryCrossentropy', 'sparseCategoricalCrossentropy', 'categoricalCrossentropy'] as const;
-const METRICS = ['accuracy', 'precision', 'recall', 'f1'] as const;
-const MONITORS = [
-  'loss',
-  'val_loss',
-  'accuracy',
-  'val_accuracy',
-  'precision',
-  'val_precision',
-  'recall',
-  'val_recall',
-  'f1',
-  'val_f1',
-] as const;
-
 const positiveInt = z.number().int().min(1);
-
-/** The protocol owns the rule for job ids (they become NATS subject tokens). */
-function isValidJobId(name: string): boolean {
-  try {
-    return validateJobId(name) === name;
-  } catch {
-    return false;
-  }
-}
 
 const workersSchema = z
   .strictObject({
@@ -75,8 +53,8 @@ export const jobSpecSchema = z
     }),
     optimizer: jobOptimizerSchema,
     /** Optional only when the model module exports its own loss. */
-    loss: z.enum(LOSSES).optional(),
-    metrics: z.array(z.enum(METRICS)).default(() => []),
+    loss: z.enum(LOSS_NAMES).optional(),
+    metrics: z.array(z.enum(METRIC_NAMES)).default(() => []),
     /** Global batch size: the samples of one step across all workers together. */
     batchSize: positiveInt,
     /**

@@ -4,6 +4,7 @@ import * as tfjs from '@tensorflow/tfjs';
 import type { z } from 'zod';
 import type { Tf } from '../backend/tf.js';
 import { jobModelSchema } from '../job/index.js';
+import { LOSS_NAMES } from '../job/names.js';
 import type { TokenizerJson } from '../text/tokenizer.js';
 import { buildFromModule } from './custom-module.js';
 import { lossByName, type LossFn, type LossName } from './losses.js';
@@ -58,10 +59,7 @@ export async function createModel(
     const model = new LayersTrainableModel(await loadTopologyModel(spec.layersJson));
     if (!options.loss) {
       model.dispose();
-      throw new Error(
-        `model ${spec.layersJson} needs a loss: set the job's loss to mse, binaryCrossentropy, ` +
-          `sparseCategoricalCrossentropy or categoricalCrossentropy`,
-      );
+      throw new Error(`model ${spec.layersJson} needs a loss: set the job's loss to one of ${LOSS_NAMES.join(', ')}`);
     }
     return withLoss(model, options.loss, options);
   }

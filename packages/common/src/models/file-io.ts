@@ -1,6 +1,7 @@
 // TensorFlow.js model files on the local filesystem (model.json + one weights shard) without
-// tfjs-node, whose file:// handler is the only one tfjs ships for Node. Files are written to a
-// temporary name and renamed, so a reader never sees a half-written model.
+// tfjs-node, whose file:// handler is the only one tfjs ships for Node, for layers models and for
+// models of plain named variables alike. Files are written to a temporary name and renamed, so a
+// reader never sees a half-written model.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -29,6 +30,67 @@ export async function writeModelFiles(
   await writeAtomic(join(dir, WEIGHTS_SHARD), new Uint8Array(bytes));
   const manifest: tf.io.WeightsManifestConfig = [{ paths: [WEIGHTS_SHARD], weights: weightSpecs }];
   await writeAtomic(join(dir, MODEL_JSON), JSON.stringify({ ...modelJSON, weightsManifest: manifest }));
+}
+
+/** A model of plain variables, saved under its names in variable order (a variables model, a transformer-lm). */
+export interface NamedVariablesModel {
+  readonly names: readonly string[];
+  variables(): tf.Variable[];
+  dispose(): void;
+}
+
+/** Writes the model's variables under their names, with the given model.json fields. */
+export async function saveNamedVariables(
+  dir: string,
+  model: NamedVariablesModel,
+  modelJSON: Record<string, unknown>,
+): Promise<void> {
+  const variables = model.variables();
+  const { data, specs } = await tf.io.encodeWeights(model.names.map((name, i) => ({ name, tensor: variables[i] })));
+  const generatedBy = `TensorFlow.js tfjs-core v${tf.version_core}`;
+  await writeModelFiles(dir, { ...modelJSON, generatedBy }, specs, data);
+}
+
+/**
+ * Copies saved values into the model's variables, by name; every variable must be present with its
+ * shape. `expected` says what the weights must fit (the module, the config) when they do not.
+ */
+export function assignNamed(model: NamedVariablesModel, values: tf.NamedTensorMap, expected: string): void {
+  const variables = model.variables();
+  model.names.forEach((name, i) => {
+    const value = values[name];
+    const variable = variables[i];
+    if (!value || !tf.util.arraysEqual(value.shape, variable.shape)) {
+      throw new Error(
+        `saved weights do not match ${expected}: variable '${name}' expects shape ` +
+          `[${variable.shape.join(', ')}], saved ${value ? `[${value.shape.join(', ')}]` : 'nothing'}`,
+      );
+    }
+    variable.assign(value);
+  });
+}
+
+/**
+ * Reads the weights the model.json at `file` lists into the model (assignNamed); a model they cannot
+ * be read into is disposed before the error is thrown.
+ */
+export async function loadWeightsInto(
+  file: string,
+  manifest: tf.io.WeightsManifestConfig,
+  model: NamedVariablesModel,
+  expected: string,
+): Promise<void> {
+  let values: tf.NamedTensorMap = {};
+  try {
+    const [specs, data] = await readWeights(file, manifest);
+    values = tf.io.decodeWeights(data, specs);
+    assignNamed(model, values, expected);
+  } catch (err) {
+    model.dispose();
+    throw err;
+  } finally {
+    tf.dispose(Object.values(values));
+  }
 }
 
 /** The model.json a path names: the file itself, or model.json inside a directory. */

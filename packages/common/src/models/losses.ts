@@ -2,17 +2,9 @@
 // sample count, which is what makes N workers' update equal one process's (DESIGN §3.1). Keras
 // formulas and its 1e-7 clipping, so results compare with Keras and tf.losses.
 import * as tf from '@tensorflow/tfjs';
-import { z } from 'zod';
+import type { LossName } from '../job/names.js';
 
-export const LOSS_NAMES = [
-  'mse',
-  'binaryCrossentropy',
-  'sparseCategoricalCrossentropy',
-  'categoricalCrossentropy',
-] as const;
-
-export const lossNameSchema = z.enum(LOSS_NAMES);
-export type LossName = z.infer<typeof lossNameSchema>;
+export type { LossName };
 
 /** Per-sample losses: yTrue and yPred for a batch of B samples → a tensor of shape [B]. */
 export type LossFn = (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor1D;

@@ -2,14 +2,9 @@
 // at the end, so the result does not depend on the batch size. Binary tasks (one sigmoid output)
 // threshold at 0.5; multiclass tasks take the argmax and read labels as class indices or one-hot rows.
 import * as tf from '@tensorflow/tfjs';
-import { z } from 'zod';
+import { BINARY_ONLY_METRICS, type MetricName } from '../job/names.js';
 
-export const METRIC_NAMES = ['accuracy', 'precision', 'recall', 'f1'] as const;
-
-export const metricNameSchema = z.enum(METRIC_NAMES);
-export type MetricName = z.infer<typeof metricNameSchema>;
-
-const BINARY_ONLY: ReadonlySet<MetricName> = new Set(['precision', 'recall', 'f1']);
+export type { MetricName };
 
 function isBinary(yPred: tf.Tensor): boolean {
   return yPred.rank === 1 || yPred.shape[yPred.rank - 1] === 1;
@@ -28,7 +23,7 @@ export class MetricAccumulator {
   async update(yTrue: tf.Tensor, yPred: tf.Tensor): Promise<void> {
     if (this.names.length === 0) return;
     const binary = isBinary(yPred);
-    const needsBinary = this.names.find((n) => BINARY_ONLY.has(n));
+    const needsBinary = this.names.find((n) => BINARY_ONLY_METRICS.has(n));
     if (needsBinary && !binary) {
       throw new Error(
         `metric '${needsBinary}' is defined for binary tasks (one sigmoid output); this model outputs ` +

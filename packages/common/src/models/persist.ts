@@ -1,13 +1,13 @@
-// Saving and loading trained models in TensorFlow.js format. Layers models are a standard model.json
-// + weights shard that tf.loadLayersModel reads anywhere; variables models keep the same weights
-// format next to module.json, which names the module that rebuilds them; a transformer-lm keeps its
-// config and tokenizer in model.json itself.
+// Loading trained models that their save(dir) wrote in TensorFlow.js format. Layers models are a
+// standard model.json + weights shard that tf.loadLayersModel reads anywhere; variables models keep
+// the same weights format next to module.json, which names the module that rebuilds them; a
+// transformer-lm keeps its config and tokenizer in model.json itself.
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import * as tfjs from '@tensorflow/tfjs';
 import type { Tf } from '../backend/tf.js';
 import { buildFromModule } from './custom-module.js';
-import { fileLoadHandler, modelJsonPath, readModelJson, readWeights } from './file-io.js';
+import { fileLoadHandler, loadWeightsInto, modelJsonPath, readModelJson } from './file-io.js';
 import {
   LayersTrainableModel,
   MODULE_JSON,
@@ -18,11 +18,7 @@ import {
 } from './trainable.js';
 import { loadTransformerLM, TRANSFORMER_LM_FORMAT } from './transformer/index.js';
 
-export async function saveModel(model: TrainableModel, dir: string): Promise<void> {
-  await model.save(dir);
-}
-
-/** Loads what saveModel wrote into dir (or a model.json path). */
+/** Loads what a model's save(dir) wrote into dir (or a model.json path). */
 export async function loadModel(path: string, tf: Tf = tfjs): Promise<TrainableModel> {
   const file = modelJsonPath(path);
   const json = await readModelJson(file);
@@ -47,15 +43,6 @@ export async function loadModel(path: string, tf: Tf = tfjs): Promise<TrainableM
     model.dispose();
     throw new Error(`module ${source.module} now returns a layers model, but ${file} holds saved variables`);
   }
-  const [specs, data] = await readWeights(file, json.weightsManifest);
-  const values = tf.io.decodeWeights(data, specs);
-  try {
-    model.assign(values);
-  } catch (err) {
-    model.dispose();
-    throw err;
-  } finally {
-    tf.dispose(Object.values(values));
-  }
+  await loadWeightsInto(file, json.weightsManifest, model, `module ${source.module}`);
   return model;
 }

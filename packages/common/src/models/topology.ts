@@ -3,15 +3,12 @@
 // JSON run, and rank 0's weights are broadcast at start anyway.
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
+import { layersJsonRefusal } from '../job/model.js';
 import { fileLoadHandler } from './file-io.js';
 
 export async function loadTopologyModel(pathOrUrl: string): Promise<tf.LayersModel> {
-  if (/^nats-obj:/i.test(pathOrUrl)) {
-    throw new Error(
-      `cannot load the tfjs-layers model ${pathOrUrl} directly: fetch it from the object store to a local ` +
-        `directory first and pass that path`,
-    );
-  }
+  const refusal = layersJsonRefusal(pathOrUrl);
+  if (refusal) throw new Error(refusal);
   const remote = /^https?:\/\//i.test(pathOrUrl);
   const path = pathOrUrl.startsWith('file:') ? fileURLToPath(pathOrUrl) : pathOrUrl;
   try {

@@ -4,7 +4,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { fileSaveHandler, writeModelFiles } from './file-io.js';
+import { fileSaveHandler, saveNamedVariables } from './file-io.js';
 
 export interface PredictOptions {
   /** True inside a training step: layers such as dropout behave as in training. */
@@ -90,27 +90,9 @@ export class VariablesTrainableModel implements TrainableModel {
   }
 
   async save(dir: string): Promise<void> {
-    const named = this.names.map((name, i) => ({ name, tensor: this.vars[i] }));
-    const { data, specs } = await tf.io.encodeWeights(named);
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, MODULE_JSON), JSON.stringify({ format: VARIABLES_FORMAT, ...this.source }, null, 2));
-    const generatedBy = `TensorFlow.js tfjs-core v${tf.version_core}`;
-    await writeModelFiles(dir, { format: VARIABLES_FORMAT, generatedBy }, specs, data);
-  }
-
-  /** Copies saved values into the variables, by name; every variable must be present with its shape. */
-  assign(values: tf.NamedTensorMap): void {
-    this.names.forEach((name, i) => {
-      const value = values[name];
-      const variable = this.vars[i];
-      if (!value || !tf.util.arraysEqual(value.shape, variable.shape)) {
-        throw new Error(
-          `saved weights do not match module ${this.source.module}: variable '${name}' expects shape ` +
-            `[${variable.shape.join(', ')}], saved ${value ? `[${value.shape.join(', ')}]` : 'nothing'}`,
-        );
-      }
-      variable.assign(value);
-    });
+    await saveNamedVariables(dir, this, { format: VARIABLES_FORMAT });
   }
 
   dispose(): void {

@@ -7,18 +7,18 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LossFn } from '../models/losses.js';
 import type { TrainableModel } from '../models/trainable.js';
-import { parameterCount, parameterHash, readParameters, readParametersAsync, writeParameters } from './parameters.js';
+import { parameterCount, parameterHash, readParametersAsync, writeParameters } from './parameters.js';
 
 export interface StepResult {
   /** Sum of the per-sample losses over this rank's samples. */
   lossSum: number;
   count: number;
   /**
-   * Asynchronous steps only: seconds spent waiting for the gradients to reach host memory after
-   * the backward pass was issued (on WebGPU the device's work and the copy; near 0 on cpu and wasm,
-   * which compute synchronously).
+   * Seconds from issuing the backward pass until its gradients were in out, adding them included (on
+   * WebGPU the device's work and the copy; on cpu and wasm, which compute synchronously, little more
+   * than the copy); 0 for an empty slice.
    */
-  readbackSeconds?: number;
+  readbackSeconds: number;
 }
 
 export interface ApplyOptions {
@@ -62,54 +62,34 @@ export class GradientStep {
     this.decays = this.variables.map((v) => v.rank >= 2);
   }
 
-  /** Gradients of the summed loss into out (length `size`), read back synchronously (cpu, wasm, tensorflow). */
-  compute(x: tf.Tensor, y: tf.Tensor, out: Float32Array): StepResult {
-    return this.write(x, y, out, false);
+  /**
+   * Gradients of the summed loss over this batch into out (length `size`), overwriting what it holds:
+   * a step's first micro-batch needs no zeroed buffer.
+   */
+  computeAsync(x: tf.Tensor, y: tf.Tensor, out: Float32Array): Promise<StepResult> {
+    return this.writeAsync(x, y, out, false);
   }
 
   /**
-   * compute, but adds the gradients to what out holds: k micro-batches accumulated into a zeroed
+   * computeAsync, but adds the gradients to what out holds: k micro-batches accumulated into a zeroed
    * buffer give the gradient sum of their union, ready for one all-reduce.
-   */
-  accumulate(x: tf.Tensor, y: tf.Tensor, out: Float32Array): StepResult {
-    return this.write(x, y, out, true);
-  }
-
-  /**
-   * compute for backends that only read back asynchronously (WebGPU in Node). onFilled(from, to) fires
-   * as each variable's slice of out lands, so sending can start before the last one is read.
-   */
-  async computeAsync(
-    x: tf.Tensor,
-    y: tf.Tensor,
-    out: Float32Array,
-    onFilled?: (from: number, to: number) => void,
-  ): Promise<StepResult> {
-    return this.writeAsync(x, y, out, false, onFilled);
-  }
-
-  /**
-   * accumulate, reading back asynchronously: what the worker runs on every backend, since WebGPU in
-   * Node cannot read synchronously. Adds the same values in the same order as accumulate.
    */
   accumulateAsync(x: tf.Tensor, y: tf.Tensor, out: Float32Array): Promise<StepResult> {
     return this.writeAsync(x, y, out, true);
   }
 
-  private async writeAsync(
-    x: tf.Tensor,
-    y: tf.Tensor,
-    out: Float32Array,
-    add: boolean,
-    onFilled?: (from: number, to: number) => void,
-  ): Promise<StepResult> {
+  /**
+   * Reads back asynchronously on every backend, since WebGPU in Node cannot read synchronously. Each
+   * variable's gradient lands in out as soon as it arrives, in any order: every slice is its own.
+   */
+  private async writeAsync(x: tf.Tensor, y: tf.Tensor, out: Float32Array, add: boolean): Promise<StepResult> {
     const count = this.checkBatch(x, y, out);
     if (count === 0) {
       if (!add) out.fill(0);
-      onFilled?.(0, this.size);
-      return { lossSum: 0, count };
+      return { lossSum: 0, count, readbackSeconds: 0 };
     }
     const { value, grads } = tf.tidy(() => this.gradients(x, y, count));
+    // The backward pass is issued: from here the wait for its values, and adding them into out, is readback.
     const issued = performance.now();
     try {
       await Promise.all(
@@ -118,7 +98,6 @@ export class GradientStep {
           const at = this.offsets[i];
           if (!add) out.set(data, at);
           else for (let j = 0; j < data.length; j++) out[at + j] += data[j];
-          onFilled?.(at, at + data.length);
         }),
       );
       const lossSum = (await value.data())[0];
@@ -176,10 +155,6 @@ export class GradientStep {
   }
 
   /** All parameters, flattened in variable order (the rank-0 broadcast). */
-  getWeights(out: Float32Array): void {
-    readParameters(this.variables, out);
-  }
-
   getWeightsAsync(out: Float32Array): Promise<void> {
     return readParametersAsync(this.variables, out);
   }
@@ -189,33 +164,9 @@ export class GradientStep {
   }
 
   /** Hash of the current parameters, for the drift check. */
-  hash(scratch: Float32Array = new Float32Array(this.size)): string {
-    this.getWeights(scratch);
-    return parameterHash(scratch);
-  }
-
-  /** hash, reading back asynchronously (every backend, WebGPU included). */
   async hashAsync(scratch: Float32Array = new Float32Array(this.size)): Promise<string> {
     await this.getWeightsAsync(scratch);
     return parameterHash(scratch);
-  }
-
-  private write(x: tf.Tensor, y: tf.Tensor, out: Float32Array, add: boolean): StepResult {
-    const count = this.checkBatch(x, y, out);
-    if (count === 0) {
-      if (!add) out.fill(0);
-      return { lossSum: 0, count };
-    }
-    return tf.tidy(() => {
-      const { value, grads } = this.gradients(x, y, count);
-      for (let i = 0; i < grads.length; i++) {
-        const g = grads[i].dataSync() as Float32Array;
-        const at = this.offsets[i];
-        if (!add) out.set(g, at);
-        else for (let j = 0; j < g.length; j++) out[at + j] += g[j];
-      }
-      return { lossSum: value.dataSync()[0], count };
-    });
   }
 
   private gradients(x: tf.Tensor, y: tf.Tensor, count: number): { value: tf.Scalar; grads: tf.Tensor[] } {

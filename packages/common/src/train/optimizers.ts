@@ -1,8 +1,9 @@
 // Optimizers from the job spec, with the learning-rate schedule data-parallel training needs: linear
 // scaling with the world size (a global batch N times larger takes an N times larger step), a
 // linear warmup so the scaled rate does not blow up the first steps, and an optional cosine decay
-// after it. tfjs optimizers take a fixed rate at construction, so the schedule rewrites the rate
-// each optimizer reads when it applies.
+// after it. tfjs optimizers take a fixed rate at construction, so the coordinator computes each
+// step's rate (learningRateAt) and every worker rewrites the rate its optimizer reads
+// (setLearningRate) before it applies the step.
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { jobOptimizerSchema, type JobOptimizer } from '../job/index.js';
@@ -29,10 +30,12 @@ function build(spec: JobOptimizer, learningRate: number): tf.Optimizer {
 
 /**
  * Changes the rate an existing optimizer applies. SGD and momentum cache it as a scalar tensor that
- * setLearningRate rebuilds; the others read their learningRate field on every applyGradients.
+ * setLearningRate rebuilds; the others read their learningRate field on every applyGradients. An
+ * unchanged rate returns at once, so a constant rate rebuilds no tensor step after step.
  */
 export function setLearningRate(optimizer: tf.Optimizer, learningRate: number): void {
   const o = optimizer as unknown as { learningRate: number; setLearningRate?: (lr: number) => void };
+  if (o.learningRate === learningRate) return;
   if (typeof o.setLearningRate === 'function') o.setLearningRate(learningRate);
   else o.learningRate = learningRate;
 }
@@ -46,8 +49,7 @@ export function learningRateAt(spec: JobOptimizer, step: number, worldSize: numb
   const target = spec.learningRate * scale;
   if (step < spec.warmupSteps) return (target * (step + 1)) / spec.warmupSteps;
   const schedule = spec.schedule;
-  const decayed = step - spec.warmupSteps;
-  if (!schedule || decayed === 0) return target;
+  if (!schedule) return target;
   const total = schedule.totalSteps ?? totalSteps;
   if (total === undefined) {
     throw new Error(
@@ -55,45 +57,22 @@ export function learningRateAt(spec: JobOptimizer, step: number, worldSize: numb
     );
   }
   const floor = schedule.minLearningRate * scale;
-  const progress = Math.min(1, decayed / Math.max(1, total - spec.warmupSteps));
-  return floor + 0.5 * (target - floor) * (1 + Math.cos(Math.PI * progress));
+  const progress = Math.min(1, (step - spec.warmupSteps) / Math.max(1, total - spec.warmupSteps));
+  // Written down from the target, so the first step after the warmup takes exactly the full rate.
+  return target - 0.5 * (target - floor) * (1 - Math.cos(Math.PI * progress));
 }
 
+/**
+ * The job's optimizer. It starts at the spec's rate; in training the worker sets each step's rate
+ * from the schedule (setLearningRate) before it applies the step.
+ */
 export class ScheduledOptimizer {
-  readonly spec: JobOptimizer;
   readonly optimizer: tf.Optimizer;
-  private rate: number;
 
-  constructor(
-    spec: OptimizerSpecInput,
-    private worldSize = 1,
-    /** Steps the whole job takes, for a cosine schedule that names no totalSteps. */
-    private readonly totalSteps?: number,
-  ) {
+  constructor(spec: OptimizerSpecInput) {
     const parsed = jobOptimizerSchema.safeParse(spec);
     if (!parsed.success) throw new Error(`invalid optimizer spec:\n${z.prettifyError(parsed.error)}`);
-    this.spec = parsed.data;
-    this.rate = learningRateAt(this.spec, 0, worldSize, totalSteps);
-    this.optimizer = build(this.spec, this.rate);
-  }
-
-  get learningRate(): number {
-    return this.rate;
-  }
-
-  /** Sets the rate for this step (from 0); call before applying its gradients. Returns the rate. */
-  beginStep(step: number): number {
-    const rate = learningRateAt(this.spec, step, this.worldSize, this.totalSteps);
-    if (rate !== this.rate) {
-      setLearningRate(this.optimizer, rate);
-      this.rate = rate;
-    }
-    return rate;
-  }
-
-  /** After a membership change: later steps scale with the new world size. */
-  setWorldSize(worldSize: number): void {
-    this.worldSize = worldSize;
+    this.optimizer = build(parsed.data, parsed.data.learningRate);
   }
 
   dispose(): void {
@@ -101,6 +80,6 @@ export class ScheduledOptimizer {
   }
 }
 
-export function createOptimizer(spec: OptimizerSpecInput, worldSize = 1, totalSteps?: number): ScheduledOptimizer {
-  return new ScheduledOptimizer(spec, worldSize, totalSteps);
+export function createOptimizer(spec: OptimizerSpecInput): ScheduledOptimizer {
+  return new ScheduledOptimizer(spec);
 }

@@ -17,23 +17,17 @@ function checkLength(variables: readonly tf.Variable[], buffer: Float32Array, wh
   }
 }
 
-/** Copies every variable's values into out, in order. */
-export function readParameters(variables: readonly tf.Variable[], out: Float32Array): void {
-  checkLength(variables, out, 'parameter');
-  let offset = 0;
-  for (const v of variables) {
-    out.set(v.dataSync() as Float32Array, offset);
-    offset += v.size;
-  }
-}
-
-/** readParameters for backends that cannot read synchronously (WebGPU in Node). */
+/**
+ * Copies every variable's values into out, in order. Reads back asynchronously, since WebGPU in Node
+ * cannot read synchronously; every read is issued before the first is awaited, so they overlap.
+ */
 export async function readParametersAsync(variables: readonly tf.Variable[], out: Float32Array): Promise<void> {
   checkLength(variables, out, 'parameter');
+  const values = await Promise.all(variables.map((v) => v.data()));
   let offset = 0;
-  for (const v of variables) {
-    out.set((await v.data()) as Float32Array, offset);
-    offset += v.size;
+  for (const data of values) {
+    out.set(data as Float32Array, offset);
+    offset += data.length;
   }
 }
 

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createPrng } from '../../data/prng.js';
 import type { TokenizerJson } from '../../text/tokenizer.js';
-import { writeModelFiles } from '../file-io.js';
+import { saveNamedVariables } from '../file-io.js';
 import type { PredictOptions, TrainableModel } from '../trainable.js';
 import { transformerParameterCount, type TransformerConfig } from './config.js';
 import { causalMask, layerNorm, matMul2d, transformerBlock, type Block, type Linear, type Norm } from './layers.js';
@@ -125,29 +125,10 @@ export class TransformerLM implements TrainableModel {
 
   /** model.json (format, config, tokenizer, manifest) and the weights shard. */
   async save(dir: string): Promise<void> {
-    const named = this.names.map((name, i) => ({ name, tensor: this.vars[i] }));
-    const { data, specs } = await tf.io.encodeWeights(named);
-    const modelJson = {
+    await saveNamedVariables(dir, this, {
       format: TRANSFORMER_LM_FORMAT,
-      generatedBy: `TensorFlow.js tfjs-core v${tf.version_core}`,
       config: this.config,
       ...(this.tokenizer && { tokenizer: this.tokenizer }),
-    };
-    await writeModelFiles(dir, modelJson, specs, data);
-  }
-
-  /** Copies saved values into the variables, by name; every variable must be present with its shape. */
-  assign(values: tf.NamedTensorMap): void {
-    this.names.forEach((name, i) => {
-      const value = values[name];
-      const variable = this.vars[i];
-      if (!value || !tf.util.arraysEqual(value.shape, variable.shape)) {
-        throw new Error(
-          `saved weights do not match the transformer-lm config: '${name}' expects shape ` +
-            `[${variable.shape.join(', ')}], saved ${value ? `[${value.shape.join(', ')}]` : 'nothing'}`,
-        );
-      }
-      variable.assign(value);
     });
   }
 

@@ -1,8 +1,8 @@
 // Loads a saved transformer-lm: the config and tokenizer from model.json, the weights from its shard.
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { tokenizerJsonSchema } from '../../text/tokenizer.js';
-import { readWeights } from '../file-io.js';
+import { loadWeightsInto } from '../file-io.js';
 import { transformerConfigSchema } from './config.js';
 import { TransformerLM } from './model.js';
 
@@ -23,15 +23,7 @@ export async function loadTransformerLM(file: string, json: unknown): Promise<Tr
   }
   const saved = parsed.data;
   const model = new TransformerLM(saved.config, { tokenizer: saved.tokenizer });
-  const [specs, data] = await readWeights(file, saved.weightsManifest as tf.io.WeightsManifestConfig);
-  const values = tf.io.decodeWeights(data, specs);
-  try {
-    model.assign(values);
-  } catch (err) {
-    model.dispose();
-    throw err;
-  } finally {
-    tf.dispose(Object.values(values));
-  }
+  const manifest = saved.weightsManifest as tf.io.WeightsManifestConfig;
+  await loadWeightsInto(file, manifest, model, 'the transformer-lm config in model.json');
   return model;
 }
