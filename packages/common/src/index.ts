@@ -13,3 +13,4 @@ export * from './models/index.js';
 export * from './train/index.js';
 export * from './control/index.js';
 export * from './metrics/index.js';
+export * from './write-file-atomic.js';

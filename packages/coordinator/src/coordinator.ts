@@ -3,7 +3,6 @@
 // It holds no model itself: workers report sums, rank 0 ships the trained model's files.
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
@@ -33,6 +32,7 @@ import {
   type MessageObserver,
   type MetricsRegistry,
   startMetricsServer,
+  writeFileAtomic,
   type MetricsServer,
   type NatsOptions,
   type Report,
@@ -1067,10 +1067,7 @@ function prefixed(prefix: string, m: Record<string, number> | undefined): Record
 }
 
 async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  await mkdir(join(path, '..'), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, JSON.stringify(value, null, 2) + '\n');
-  await rename(tmp, path);
+  await writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n');
 }
 
 export async function runCoordinator(opts: CoordinatorOptions): Promise<JobSummary> {

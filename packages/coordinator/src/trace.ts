@@ -4,9 +4,7 @@
 // reports, plus a "coordinator" process with one slice per step from command to last report.
 // A step's slowest rank gets its compute slice coloured and flagged, so stragglers show at once.
 // Worker clocks are used as they are: across machines the lanes are as aligned as the clocks (NTP).
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { STEP_PHASES, type Report, type StepPhase } from '@tfjs-ddp/common';
+import { STEP_PHASES, writeFileAtomic, type Report, type StepPhase } from '@tfjs-ddp/common';
 
 type StepDone = Extract<Report, { type: 'stepDone' }>;
 
@@ -158,10 +156,7 @@ export class TraceRecorder {
 
   /** Writes the trace to `path` atomically (a reader never sees half a file). */
   async write(path: string): Promise<void> {
-    await mkdir(dirname(path), { recursive: true });
-    const tmp = `${path}.tmp-${process.pid}`;
-    await writeFile(tmp, JSON.stringify(this.trace()));
-    await rename(tmp, path);
+    await writeFileAtomic(path, JSON.stringify(this.trace()));
   }
 
   /** The rank whose data+compute+readback took longest, when it is well beyond the others' median. */

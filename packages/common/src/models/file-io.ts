@@ -2,18 +2,13 @@
 // tfjs-node, whose file:// handler is the only one tfjs ships for Node, for layers models and for
 // models of plain named variables alike. Files are written to a temporary name and renamed, so a
 // reader never sees a half-written model.
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { writeFileAtomic } from '../write-file-atomic.js';
 
 export const MODEL_JSON = 'model.json';
 export const WEIGHTS_SHARD = 'group1-shard1of1.bin';
-
-async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, data);
-  await rename(tmp, path);
-}
 
 /**
  * Writes `dir/model.json` (the given fields plus a weights manifest) and `dir/group1-shard1of1.bin`.
@@ -25,11 +20,10 @@ export async function writeModelFiles(
   weightSpecs: tf.io.WeightsManifestEntry[],
   weightData: tf.io.WeightData | undefined,
 ): Promise<void> {
-  await mkdir(dir, { recursive: true });
   const bytes = weightData == null ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(weightData);
-  await writeAtomic(join(dir, WEIGHTS_SHARD), new Uint8Array(bytes));
+  await writeFileAtomic(join(dir, WEIGHTS_SHARD), new Uint8Array(bytes));
   const manifest: tf.io.WeightsManifestConfig = [{ paths: [WEIGHTS_SHARD], weights: weightSpecs }];
-  await writeAtomic(join(dir, MODEL_JSON), JSON.stringify({ ...modelJSON, weightsManifest: manifest }));
+  await writeFileAtomic(join(dir, MODEL_JSON), JSON.stringify({ ...modelJSON, weightsManifest: manifest }));
 }
 
 /** A model of plain variables, saved under its names in variable order (a variables model, a transformer-lm). */
