@@ -125,6 +125,26 @@ describe('aborting', () => {
     expectExactSum(buffers, inputs);
   });
 
+  it('an abort that comes before a rank starts the operation fails it there too, at once; later ids work', async () => {
+    // A deadline far beyond the test's: only the abort can end these operations.
+    const slow = await startRanks(nats.url, 3, { chunkBytes: CHUNK_BYTES, timeoutMs: 600_000 });
+    try {
+      const [c0, c1, c2] = slow.collectives;
+      // Ranks 0 and 1 are in the all-reduce of op 10; rank 2 is still computing its gradient.
+      const waiting = [c0, c1].map((c) => c.allReduce(new Float32Array(5_000), { op: 10 }));
+      for (const c of slow.collectives) c.abort('step 7 aborted: rank 2 is slow', { before: 11 });
+      for (const p of waiting) await expect(p).rejects.toThrow(CollectiveAbortedError);
+      const late = c2.allReduce(new Float32Array(5_000), { op: 10 });
+      await expect(late).rejects.toThrow('allReduce op 10 (generation 0) aborted: step 7 aborted: rank 2 is slow');
+      const inputs = randomBuffers(3, 5_000, 4);
+      const buffers = inputs.map((b) => Float32Array.from(b));
+      await Promise.all(slow.collectives.map((c, r) => c.allReduce(buffers[r], { op: 11 })));
+      expectExactSum(buffers, inputs);
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('rejects the operation in flight when closed, and every later call', async () => {
     const c = ranks.collectives[0];
     const pending = c.broadcast(new Float32Array(10), { root: 1 });

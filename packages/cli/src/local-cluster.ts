@@ -60,8 +60,13 @@ export interface LocalCluster {
   metricsUrls(): string[];
   /** Resolves with the job summary, rejects when the job failed. */
   result(): Promise<JobSummary>;
-  /** SIGKILLs the worker process that holds `rank` in the current generation. */
-  killWorker(rank: number): void;
+  /**
+   * Sends `signal` (default SIGKILL; SIGSTOP freezes it) to the worker process holding `rank` now;
+   * returns its worker id.
+   */
+  killWorker(rank: number, signal?: NodeJS.Signals): string;
+  /** Sends `signal` to the worker process started with this worker id (SIGCONT to thaw a frozen one). */
+  signalWorker(workerId: string, signal: NodeJS.Signals): void;
   /** Starts one more worker process, which joins at the next step boundary; returns its worker id. */
   addWorker(): string;
   /** Stops every process it started (idempotent). */
@@ -227,11 +232,19 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     statusAddress: () => coordinator.statusAddress,
     metricsUrls: () => [...metricsUrls].sort((a, b) => a[0] - b[0]).map(([, url]) => url),
     result: () => result,
-    killWorker(rank: number) {
+    killWorker(rank: number, signal: NodeJS.Signals = 'SIGKILL') {
       const id = coordinator.memberAt(rank);
       const child = id ? children.get(id) : undefined;
-      if (!child) throw new Error(`no worker holds rank ${rank}; the current world has ${coordinator.worldSize} ranks`);
-      child.kill('SIGKILL');
+      if (!id || !child)
+        throw new Error(`no worker holds rank ${rank}; the current world has ${coordinator.worldSize} ranks`);
+      child.kill(signal);
+      return id;
+    },
+    signalWorker(workerId: string, signal: NodeJS.Signals) {
+      const child = children.get(workerId);
+      if (!child)
+        throw new Error(`no worker ${workerId} was started here; started: ${[...children.keys()].join(', ')}`);
+      child.kill(signal);
     },
     addWorker: () => spawnWorker(children.size),
     stop,

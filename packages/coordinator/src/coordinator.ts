@@ -351,6 +351,7 @@ export class Coordinator extends EventEmitter {
         job: this.spec.name,
         accepted: true,
         instance: this.instance,
+        generation: this.generation,
       }),
     );
     this.emit('registered', req.workerId);
@@ -574,7 +575,8 @@ export class Coordinator extends EventEmitter {
     this.abortedSteps += 1;
     this.emit('aborted', { step, reason: err.message });
     this.log.warn('step aborted; recovering', { step, reason: err.message });
-    await this.broadcastCommand({ type: 'abort', gen: this.generation, reason: err.message });
+    // Every operation id handed out so far belongs to the failed attempt or an earlier one.
+    await this.broadcastCommand({ type: 'abort', gen: this.generation, reason: err.message, before: this.nextOp });
     // Give every member a heartbeat period to show it is alive before membership is decided.
     await new Promise((r) => setTimeout(r, Math.min(2_000, this.spec.faults.heartbeatTimeoutMs)));
     for (const rank of this.lostMembers()) {

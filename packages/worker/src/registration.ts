@@ -18,14 +18,14 @@ export class RegistrationRefusedError extends Error {
 
 export type RegistrationRequest = Omit<RegisterRequest, 'type' | 'host' | 'pid'>;
 
-/** Registers and resolves with the coordinator's instance id. */
+/** Registers; resolves with the coordinator's instance id and its generation when it accepted. */
 export async function register(
   nc: NatsConnection,
   subjects: JobSubjects,
   request: RegistrationRequest,
   log: Logger,
   signal?: AbortSignal,
-): Promise<string> {
+): Promise<{ instance: string; generation: number }> {
   const body = encodeMessage(registerRequestSchema, {
     type: 'register',
     host: hostname(),
@@ -49,7 +49,7 @@ export async function register(
         workerId: request.workerId,
         instance: r.value.instance,
       });
-      return r.value.instance;
+      return { instance: r.value.instance, generation: r.value.generation ?? 0 };
     } catch (err) {
       if (err instanceof RegistrationRefusedError) throw err;
       if (Date.now() - lastLog > 5_000) {

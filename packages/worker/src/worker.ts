@@ -53,7 +53,7 @@ import { BatchBuffers, range } from './batch.js';
 import { CommandQueue } from './command-queue.js';
 import { evaluateSlice, yieldToEventLoop } from './evaluation.js';
 import { loadJobData, datasetSizes, type JobData } from './job-data.js';
-import { register, type RegistrationRequest } from './registration.js';
+import { register, RegistrationRefusedError, type RegistrationRequest } from './registration.js';
 import { shipFiles, shipModel } from './artifacts.js';
 import { asFloats, decodeState, encodeState } from './state.js';
 
@@ -165,6 +165,8 @@ interface RuntimeParts {
 
 class WorkerRuntime {
   private readonly queue = new CommandQueue<Command>();
+  /** Aborted by the coordinator's stop: a registration still retrying gives up, the stop is next. */
+  private readonly stopped = new AbortController();
   private readonly subjects;
   private readonly grad: Float32Array;
   private readonly weights: Float32Array;
@@ -189,6 +191,8 @@ class WorkerRuntime {
   private readonly registration: RegistrationRequest;
   /** The coordinator process this worker registered with. */
   private instance = '';
+  /** That coordinator's generation when it accepted this worker: every later one must include it. */
+  private registeredAt = 0;
   /** Global step of the last update this replica applied; -1 before the first. */
   private appliedStep = -1;
   private readonly loading = new ChunkAssembler();
@@ -221,9 +225,11 @@ class WorkerRuntime {
       return;
     }
     const cmd = r.value;
-    // A step blocked in the all-reduce must be released now; queued behind it, the abort would wait forever.
-    if (cmd.type === 'abort' && cmd.gen === this.gen) this.collective?.abort(cmd.reason);
+    // A step blocked in the all-reduce must be released now (queued behind it, the abort would wait
+    // forever), and a step still computing must not enter the aborted all-reduce later.
+    if (cmd.type === 'abort' && cmd.gen === this.gen) this.collective?.abort(cmd.reason, { before: cmd.before });
     if (cmd.type === 'hello' && cmd.instance !== this.instance) this.collective?.abort('a new coordinator started');
+    if (cmd.type === 'stop') this.stopped.abort(new Error(`the coordinator stopped the job: ${cmd.reason}`));
     this.queue.push(cmd);
   }
 
@@ -235,7 +241,13 @@ class WorkerRuntime {
   }
 
   async register(): Promise<void> {
-    this.instance = await register(this.nc, this.subjects, this.registration, this.log);
+    ({ instance: this.instance, generation: this.registeredAt } = await register(
+      this.nc,
+      this.subjects,
+      this.registration,
+      this.log,
+      this.stopped.signal,
+    ));
   }
 
   get optimizer(): Optimizer {
@@ -275,6 +287,18 @@ class WorkerRuntime {
         continue;
       }
       if (cmd.type === 'abort') continue;
+      // Left out of a generation formed after it was accepted, or a member that missed a generation
+      // (its command lost while the process was frozen or cut off): the coordinator dropped this
+      // worker. It registers again and joins at the next step boundary.
+      const dropped =
+        cmd.type === 'generation'
+          ? cmd.gen > this.registeredAt && !cmd.members.includes(this.workerId)
+          : this.rank >= 0 && cmd.gen > this.gen;
+      if (dropped) {
+        const refused = await this.registerAgain(cmd.gen);
+        if (refused) return { reason: refused, failed: false };
+        continue;
+      }
       if (cmd.type !== 'generation' && cmd.gen !== this.gen) continue;
       if (cmd.type !== 'generation' && this.rank < 0) continue;
       if (cmd.type !== 'step') this.lastStepReport = undefined;
@@ -302,13 +326,42 @@ class WorkerRuntime {
     this.scheduled.dispose();
   }
 
+  /**
+   * Out of the membership since generation `gen`: leave the old generation and register again.
+   * Returns the coordinator's reason when it refuses (a replacement took the place).
+   */
+  private async registerAgain(gen: number): Promise<string | undefined> {
+    this.log.warn('dropped from the job (not a member since this generation); registering again', {
+      generation: gen,
+      previous: this.gen,
+    });
+    await this.collective?.close();
+    this.collective = undefined;
+    this.gen = gen;
+    this.rank = -1;
+    this.metrics.joined({ generation: gen, rank: -1, worldSize: 0 });
+    try {
+      await this.register();
+      return undefined;
+    } catch (err) {
+      // Stopped meanwhile: the stop command is next in the queue.
+      if (this.stopped.signal.aborted) return undefined;
+      if (!(err instanceof RegistrationRefusedError)) throw err;
+      this.log.warn('not readmitted; exiting', { reason: err.message });
+      return err.message;
+    }
+  }
+
   /** Another coordinator took over: leave the generation and register with it. */
   private async rejoin(): Promise<void> {
     this.log.info('a new coordinator started; registering again', { previous: this.instance });
     await this.collective?.close();
     this.collective = undefined;
     this.rank = -1;
-    await this.register();
+    await this.register().catch((err: unknown) => {
+      // Stopped meanwhile: the stop command is next in the queue.
+      if (!this.stopped.signal.aborted) throw err;
+    });
   }
 
   private async handle(cmd: Exclude<Command, { type: 'stop' | 'hello' | 'abort' }>): Promise<void> {

@@ -50,8 +50,12 @@ export interface Collective {
   broadcast(buf: Float32Array, opts?: BroadcastOptions): Promise<void>;
   /** Resolves once every rank has reached the barrier. */
   barrier(opts?: OperationOptions): Promise<void>;
-  /** Rejects the operation in flight, if any, with CollectiveAbortedError. */
-  abort(reason: string): void;
+  /**
+   * Rejects the operation in flight, if any, with CollectiveAbortedError. With `before`, only an
+   * operation whose id is below it, and every one started later with such an id rejects at once: an
+   * abort that comes before a rank reaches the operation is not lost. Later ids are unaffected.
+   */
+  abort(reason: string, opts?: { before?: number }): void;
   stats(): CollectiveStats;
   /** Aborts the operation in flight and stops receiving; the connection stays open (the caller owns it). */
   close(): Promise<void>;

@@ -69,6 +69,8 @@ class NatsCollective implements Collective {
   private readonly maxPayloadBytes: number;
   private readonly limits: ReceiverLimits;
   private lastStarted = -1;
+  /** Operations with a lower id fail as they start: they belong to a step the coordinator aborted. */
+  private abortedBefore = { id: -1, reason: '' };
   private current: ActiveOp | undefined;
   private closed = false;
 
@@ -178,9 +180,12 @@ class NatsCollective implements Collective {
     });
   }
 
-  abort(reason: string): void {
+  abort(reason: string, opts: { before?: number } = {}): void {
+    const { before } = opts;
+    if (before !== undefined && before > this.abortedBefore.id) this.abortedBefore = { id: before, reason };
     const op = this.current;
-    if (op) failOp(op, new CollectiveAbortedError(op.operation, op.id, this.generation, reason));
+    if (op && (before === undefined || op.id < before))
+      failOp(op, new CollectiveAbortedError(op.operation, op.id, this.generation, reason));
   }
 
   stats(): CollectiveStats {
@@ -302,6 +307,8 @@ class NatsCollective implements Collective {
       signal.addEventListener('abort', onAbort, { once: true });
       op.detachSignal = () => signal.removeEventListener('abort', onAbort);
     }
+    if (op.id < this.abortedBefore.id)
+      failOp(op, new CollectiveAbortedError(op.operation, op.id, this.generation, this.abortedBefore.reason));
     try {
       this.replayQueued(op);
       if (op.error) throw op.error;

@@ -40,6 +40,11 @@ export const registerReplySchema = z.object({
   reason: z.string().max(4096).optional(),
   /** Identifies the coordinator process; a worker re-registers when another one says hello. */
   instance: z.string().max(64),
+  /**
+   * The coordinator's generation when it accepted the worker: a later generation that leaves the
+   * worker out means it was dropped since (lost while frozen or cut off), and must register again.
+   */
+  generation: int.optional(),
 });
 
 export const heartbeatSchema = z.object({
@@ -71,7 +76,17 @@ export const commandSchema = z.discriminatedUnion('type', [
    */
   z.object({ ...base, type: z.literal('sync'), gen: int, op: int, root: int }),
   /** Abandon the step in flight now (handled out of order, not queued): a member was lost or NATS reconnected. */
-  z.object({ ...base, type: z.literal('abort'), gen: int, reason: z.string().max(4096) }),
+  z.object({
+    ...base,
+    type: z.literal('abort'),
+    gen: int,
+    reason: z.string().max(4096),
+    /**
+     * Every collective operation of the generation with an id below this fails, in flight or not yet
+     * started: a rank still computing when the abort comes must not enter the aborted step's all-reduce.
+     */
+    before: int.optional(),
+  }),
   /** A coordinator (re)started: workers of an older instance drop their generation and register again. */
   z.object({ ...base, type: z.literal('hello'), instance: z.string().max(64) }),
   /** Rank 0 ships its state to the coordinator as artifact chunks named state.bin (a checkpoint). */
