@@ -1,10 +1,12 @@
 // `tfjs-ddp local` fails fast, non-zero, with a message that names the problem, for each mistake a
 // user can make in the job or on the command line.
 import { execFile } from 'node:child_process';
+import { createServer, type Server, type Socket } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { workerBinPath } from 'tfjs-ddp';
 import { startNats, type NatsFixture } from './support/nats.js';
 import { tempDir, type TempDir } from './support/jobs.js';
 
@@ -14,16 +16,19 @@ const CLI = 'packages/cli/dist/bin.js';
 // Below the 60 s test timeout, so a command that hangs fails the test with its output.
 const EXIT_WITHIN_MS = 45_000;
 
-async function local(args: string[]): Promise<{ code: number; stderr: string }> {
+async function local(args: string[], bin: string[] = [CLI, 'local']): Promise<{ code: number; stderr: string }> {
   try {
-    await run(process.execPath, [CLI, 'local', ...args], { timeout: EXIT_WITHIN_MS });
+    await run(process.execPath, [...bin, ...args], { timeout: EXIT_WITHIN_MS });
     return { code: 0, stderr: '' };
   } catch (err) {
     const e = err as { code: number; stderr: string; killed?: boolean };
     if (e.killed) {
-      throw new Error(`expected tfjs-ddp local to fail fast, it ran past ${EXIT_WITHIN_MS} ms; stderr:\n${e.stderr}`, {
-        cause: err,
-      });
+      throw new Error(
+        `expected ${bin.join(' ')} to fail fast, it ran past ${EXIT_WITHIN_MS} ms; stderr:\n${e.stderr}`,
+        {
+          cause: err,
+        },
+      );
     }
     return { code: e.code, stderr: e.stderr };
   }
@@ -92,5 +97,28 @@ describe('tfjs-ddp local with a mistake', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/tpu/);
     expect(r.stderr).toMatch(/auto.*tensorflow.*webgpu.*wasm.*cpu/s);
+  });
+
+  it('an address that accepts TCP but never speaks NATS: worker, coordinator and local say so and exit non-zero', async () => {
+    const sockets: Socket[] = [];
+    const silent: Server = createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const { port } = silent.address() as { port: number };
+    try {
+      const file = await job('silent', [...base, 'model: { zoo: perceptron }']);
+      const args = ['--job', file, '--nats', `nats://127.0.0.1:${port}`];
+      const results = await Promise.all([
+        local(args, [workerBinPath()]),
+        local(args, [CLI, 'coordinator']),
+        local(['--workers', '1', ...args]),
+      ]);
+      for (const r of results) {
+        expect(r.code, r.stderr).not.toBe(0);
+        expect(r.stderr).toMatch(new RegExp(`no NATS server answered at nats://127\\.0\\.0\\.1:${port}`));
+      }
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => silent.close(r));
+    }
   });
 });

@@ -33,9 +33,15 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
   try {
     return await natsConnect(opts);
   } catch (err) {
+    const where = o.servers.join(', ');
+    // The client's own word for it is just "timeout": say what did (not) happen.
+    const what =
+      (err as Error).message === 'timeout'
+        ? `no NATS server answered at ${where} within ${o.timeoutMs} ms (nothing accepted the connection, or ` +
+          `something did but never sent the NATS greeting: is that the client port of a nats-server?)`
+        : `cannot connect to NATS at ${where}: ${(err as Error).message}`;
     throw new Error(
-      `cannot connect to NATS at ${o.servers.join(', ')}: ${(err as Error).message}. ` +
-        `Check that nats-server is running there (or pass --nats URL / set TFJS_DDP_NATS_URL) and that the credentials are right.`,
+      `${what}. Check that nats-server is running there (or pass --nats URL / set TFJS_DDP_NATS_URL) and that the credentials are right.`,
       { cause: err },
     );
   }
