@@ -65,7 +65,7 @@ async function main(args, torch) {
         return true;
       },
     });
-    if (reached) reached.wallSeconds = epochs[reached.epoch].atSeconds;
+    if (reached) reached.wallSeconds = epochs[reached.epoch - 1].atSeconds;
     rows.push({
       name: hook.name,
       compression: hook.compression,

@@ -6,7 +6,14 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { loadJobSpec, NATS_ENV, natsOptionsFromEnv, natsOptionsSchema, natsOptionsToEnv } from '@tfjs-ddp/common';
+import {
+  fileSaveHandler,
+  loadJobSpec,
+  NATS_ENV,
+  natsOptionsFromEnv,
+  natsOptionsSchema,
+  natsOptionsToEnv,
+} from '@tfjs-ddp/common';
 import { runCli } from '../packages/cli/src/cli.js';
 import { natsOptionsFromFlags } from '../packages/cli/src/commands/index.js';
 
@@ -77,6 +84,18 @@ describe('tfjs-ddp', () => {
     expect(none.stderr).toMatch(/name a command; the list is above\n$/);
   });
 
+  it.each([
+    [['local', '--workers', 'abc'], '--workers: got "abc", expected a whole number of at least 1'],
+    [['local', '--workers', '2.5'], '--workers: got 2.5, expected a whole number of at least 1'],
+    [['coordinator', '--min-workers', '0'], '--min-workers: got 0, expected a whole number of at least 1'],
+  ])('%j is refused before anything runs, quoting what was typed', async (args, message) => {
+    const { code, stderr } = await run([...args, '--job', '/nonexistent/x.yaml']);
+    expect(code).toBe(1);
+    expect(stderr).toContain(message);
+    // Refused by the flag check: the command never ran, so it never looked for the job file.
+    expect(stderr).not.toContain('/nonexistent/x.yaml');
+  });
+
   it('validates the worker backend against its choices', async () => {
     const { code, stderr } = await run(['worker', '--job', 'x.yaml', '--backend', 'cuda']);
     expect(code).toBe(1);
@@ -103,6 +122,29 @@ describe('tfjs-ddp', () => {
     const { code, stderr } = await run(args as string[]);
     expect(code).toBe(1);
     expect(stderr).toMatch(message as RegExp);
+  });
+});
+
+describe('tfjs-ddp evaluate', () => {
+  it('with a model trained on other data says which shape the model takes and which the job has', async () => {
+    const tf = await import('@tensorflow/tfjs');
+    const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [2] })] });
+    const modelDir = join(dir, 'two-features');
+    await model.save(fileSaveHandler(modelDir));
+    model.dispose();
+    const job = await specFile('three-features', {
+      ...linear(),
+      data: {
+        train: { type: 'synthetic-linear', n: 20, w: [1, 2, 3], b: 0, seed: 1 },
+        test: { type: 'synthetic-linear', n: 10, w: [1, 2, 3], b: 0, seed: 2 },
+      },
+      earlyStopping: undefined,
+    });
+    const { code, stderr } = await run(['evaluate', '--model', modelDir, '--job', job, '--backend', 'cpu']);
+    expect(code).toBe(1);
+    expect(stderr).toContain(
+      `tfjs-ddp evaluate: the test samples of ${job} have shape [3] (3 values each) but the model takes samples of shape [2] (2 values)`,
+    );
   });
 });
 
@@ -178,7 +220,9 @@ describe('environment variables', () => {
     expect(backend.stderr).toMatch(/Argument: backend, Given: "cuda"/);
     const workers = await run(['local', '--job', 'x.yaml'], { TFJS_DDP_WORKERS: 'four' });
     expect(workers.code).toBe(1);
-    expect(workers.stderr).toMatch(/TFJS_DDP_WORKERS: got "four", expected a number \(it sets --workers\)/);
+    expect(workers.stderr).toMatch(
+      /TFJS_DDP_WORKERS: got "four", expected a whole number of at least 1 \(it sets --workers\)/,
+    );
   });
 
   it('are listed in each command help, with the NATS flags on the transport variables', async () => {

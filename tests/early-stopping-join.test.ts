@@ -8,6 +8,7 @@ import type { JobSummary } from '@tfjs-ddp/coordinator';
 import { startInProcessJob } from './support/in-process.js';
 import { startNats, type NatsFixture } from './support/nats.js';
 import { savedWeights, tempDir, type TempDir } from './support/jobs.js';
+import { captureLog } from './support/log.js';
 
 describe('early stopping with a worker that joined after the best epoch', () => {
   let nats: NatsFixture;
@@ -23,7 +24,7 @@ describe('early stopping with a worker that joined after the best epoch', () => 
   });
 
   /** Trains on workers b and c; with `join`, worker a starts once the first epoch is done. */
-  async function run(name: string, join: boolean): Promise<{ summary: JobSummary; params: number[] }> {
+  async function run(name: string, join: boolean): Promise<{ summary: JobSummary; params: number[]; lines: string[] }> {
     const spec = parseJobSpec(
       JSON.stringify({
         name,
@@ -45,20 +46,25 @@ describe('early stopping with a worker that joined after the best epoch', () => 
       }),
       `${name}.json`,
     );
-    const job = startInProcessJob(spec, nats.url, ['b', 'c']);
+    const { log, lines } = captureLog();
+    const job = startInProcessJob(spec, nats.url, ['b', 'c'], () => ({}), log);
     if (join) job.coordinator.once('epoch', () => job.addWorker('a'));
     const summary = await job.result();
     const params = [...(await savedWeights(`${dir.path}/${name}/model`))];
-    return { summary, params };
+    return { summary, params, lines };
   }
 
   it('ends with the best epoch weights on every rank, the joiner included', async () => {
     const alone = await run('early-two', false);
     const joined = await run('early-join', true);
-    for (const { summary } of [alone, joined]) {
+    for (const { summary, lines } of [alone, joined]) {
       expect(summary.status).toBe('stopped-early');
       expect(summary.epochs).toHaveLength(2);
       expect(summary.bestWeightsRestored).toBe(true);
+      // Epochs count from 1 in summary.json as in the log: the best one is the first.
+      expect(summary.epochs.map((e) => e.epoch)).toEqual([1, 2]);
+      expect(summary.bestEpoch).toBe(1);
+      expect(lines.find((l) => l.includes('early stopping'))).toContain('"bestEpoch":1');
     }
     // The third worker took part in the second epoch, after the snapshot of the first.
     const three = joined.summary.generations.find((g) => g.members.length === 3);

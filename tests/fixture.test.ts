@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { connectNats, maxPayload } from '@tfjs-ddp/common';
@@ -48,12 +48,12 @@ describe('NATS test fixture', () => {
     }
   });
 
-  it('stops a server whose starting process is SIGKILLed (tfjs-ddp local, a killed test run)', async () => {
+  it('stops a server whose starting process is SIGKILLed (tfjs-ddp local, a killed test run), and removes its directory', async () => {
     // The process that starts the server gets no chance to run exit hooks.
     const script =
       `const { startNatsServer } = await import(${JSON.stringify(COMMON_DIST)});` +
       `const s = await startNatsServer({ jetstream: false });` +
-      `process.stdout.write(JSON.stringify({ pid: s.pid, url: s.url }) + '\\n');` +
+      `process.stdout.write(JSON.stringify({ pid: s.pid, url: s.url, dir: s.dir }) + '\\n');` +
       `setInterval(() => {}, 1000);`;
     const owner = spawn(process.execPath, ['--input-type=module', '-e', script], {
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -61,15 +61,19 @@ describe('NATS test fixture', () => {
     let serverPid: number | undefined;
     try {
       const [line] = (await once(owner.stdout!, 'data')) as [Buffer];
-      const started = JSON.parse(line.toString()) as { pid: number; url: string };
+      const started = JSON.parse(line.toString()) as { pid: number; url: string; dir: string };
       serverPid = started.pid;
       const nc = await connectNats({ servers: [started.url] });
       await nc.close();
       expect(alive(serverPid)).toBe(true);
+      expect(existsSync(started.dir)).toBe(true);
       owner.kill('SIGKILL');
       const deadline = Date.now() + 5_000;
       while (alive(serverPid) && Date.now() < deadline) await sleep(50);
       expect(alive(serverPid), `nats-server ${serverPid} outlived the process that started it`).toBe(false);
+      const gone = Date.now() + 5_000;
+      while (existsSync(started.dir) && Date.now() < gone) await sleep(50);
+      expect(existsSync(started.dir), `${started.dir} outlived the process that started its server`).toBe(false);
     } finally {
       owner.kill('SIGKILL');
       if (serverPid !== undefined && alive(serverPid)) process.kill(serverPid, 'SIGKILL');

@@ -1,6 +1,7 @@
 // Recovery keeps replicas bit-identical for every optimizer type: a rank that loads state (a survivor
 // that was not the root, a joiner, every rank on a resume) must carry on exactly as the rank or
 // checkpoint it took it from. hashCheckEvery: 1 makes any drift fail the job at the step it appears.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalCluster } from 'tfjs-ddp';
@@ -104,6 +105,9 @@ describe.each(OPTIMIZERS)('recovery with %s', (type) => {
     const resumed = await run({ ...ref, output: join(dir.path, 'resume-crash') }, 21);
     expect(resumed.summary.resumedAtStep).toBe(20);
     expect(resumed.summary.steps).toBe(undisturbed.summary.steps);
+    // checkpoint.keep: 2, and the summary lists only the two still there.
+    expect(resumed.summary.checkpoints).toHaveLength(2);
+    for (const path of resumed.summary.checkpoints) expect(existsSync(path), path).toBe(true);
     expect(uncoveredOrRepeated(resumed.summary.committed, EPOCHS, TRAIN)).toEqual([]);
     expect(Buffer.from(resumed.weights.buffer).equals(Buffer.from(undisturbed.weights.buffer))).toBe(true);
   }, 120_000);

@@ -36,7 +36,7 @@ export async function trainOurs({ spec, workers, dir, nats, onEpoch, progress, b
   cluster.events.on('epoch', (e) => {
     epochs.push({ ...e, atSeconds: (performance.now() - startedAt) / 1000 });
     progress?.(
-      `  epoch ${e.epoch + 1}: ${Math.round(e.samplesPerSec)} samples/s${e.validation ? ` ${JSON.stringify(e.validation)}` : ''}`,
+      `  epoch ${e.epoch}: ${Math.round(e.samplesPerSec)} samples/s${e.validation ? ` ${JSON.stringify(e.validation)}` : ''}`,
     );
     if (onEpoch?.(e)) stop();
   });

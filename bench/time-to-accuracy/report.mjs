@@ -32,7 +32,7 @@ export function toText(run) {
   const header = ['run', 'epochs', 'train s', 'wall s', 'samples/s', 'accuracy by epoch'];
   const body = rows.map((r) => [
     r.name,
-    r.reached ? `${r.reached.epoch + 1}` : `not in ${r.accuracies.length}`,
+    r.reached ? `${r.reached.epoch}` : `not in ${r.accuracies.length}`,
     r.reached ? r.reached.trainSeconds.toFixed(1) : '',
     r.reached ? r.reached.wallSeconds.toFixed(1) : '',
     `${Math.round(r.samplesPerSec)}`,

@@ -1,6 +1,6 @@
 // A job run inside the test process: the coordinator and its workers (cpu backend) share this
 // process's tfjs, so a test can reach into them: patch the backend, start a worker at an event.
-import { silentLogger, specHash, type JobSpec } from '@tfjs-ddp/common';
+import { silentLogger, specHash, type JobSpec, type Logger } from '@tfjs-ddp/common';
 import { Coordinator, type JobSummary } from '@tfjs-ddp/coordinator';
 import { runWorker, type WorkerOptions } from '@tfjs-ddp/worker';
 
@@ -12,16 +12,20 @@ export interface InProcessJob {
   result(): Promise<JobSummary>;
 }
 
-/** `workerOptions(id)` adds to or overrides the options of worker `id` (its metrics, say). */
+/**
+ * `workerOptions(id)` adds to or overrides the options of worker `id` (its metrics, say); `log` is the
+ * coordinator's (silent by default).
+ */
 export function startInProcessJob(
   spec: JobSpec,
   natsUrl: string,
   workerIds: string[],
   workerOptions: (id: string) => Partial<WorkerOptions> = () => ({}),
+  log: Logger = silentLogger,
 ): InProcessJob {
   const hash = specHash(spec);
   const nats = { servers: [natsUrl] };
-  const coordinator = new Coordinator({ spec, specHash: hash, nats, log: silentLogger });
+  const coordinator = new Coordinator({ spec, specHash: hash, nats, log });
   const workers: Promise<unknown>[] = [];
   const addWorker = (id: string) => {
     workers.push(

@@ -39,24 +39,26 @@ export interface RunOptions {
 
 /** Runs one command line (without the node and script arguments) and resolves to its exit code. */
 export async function runCli(args: readonly string[], options: RunOptions = {}): Promise<number> {
-  let exitCode = 0;
+  let task: (() => Promise<number>) | undefined;
+  let invalid = false;
   const ctx: CliContext = {
     env: options.env ?? process.env,
     stdout: options.stdout ?? ((text) => process.stdout.write(text)),
     stderr: options.stderr ?? ((text) => process.stderr.write(text)),
-    setExitCode: (code) => {
-      exitCode = code;
+    run: (t) => {
+      task = t;
     },
   };
   // With a parse callback yargs hands over its own output (help, version, usage errors) instead
   // of printing it and exiting, so it goes through the context like everything else.
   await buildCli(ctx).parseAsync([...args], {}, (err: Error | undefined, _argv: unknown, output: string) => {
     if (err) {
-      exitCode = 1;
+      invalid = true;
       ctx.stderr(`${output || err.message}\n`);
     } else if (output) {
       ctx.stdout(`${output}\n`);
     }
   });
-  return exitCode;
+  if (invalid) return 1;
+  return task ? await task() : 0;
 }

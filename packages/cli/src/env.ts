@@ -24,7 +24,16 @@ export function envVarFor(flag: string): string {
   return NATS_FLAG_ENV[flag] ?? `TFJS_DDP_${flag.toUpperCase().replace(/-/g, '_')}`;
 }
 
-function fromEnv(raw: string, type: Options['type']): { value: unknown } | { expected: string } {
+function fromEnv(raw: string, options: Options): { value: unknown } | { expected: string } {
+  const { type, coerce } = options;
+  if (coerce) {
+    // The flag's own check, which names the flag; here the variable is what was wrong.
+    try {
+      return { value: (coerce as (v: unknown) => unknown)(raw) };
+    } catch (err) {
+      return { expected: (err as Error).message.replace(/^.*?, expected /, '') };
+    }
+  }
   if (type === 'number') {
     const value = Number(raw);
     return raw.trim() !== '' && Number.isFinite(value) ? { value } : { expected: 'a number' };
@@ -54,7 +63,7 @@ export function withEnv<T>(y: Argv<T>, flags: Readonly<Record<string, Options>>,
     const name = envVarFor(flag);
     const raw = env[name];
     if (raw === undefined || raw === '') continue;
-    const parsed = fromEnv(raw, options.type);
+    const parsed = fromEnv(raw, options);
     if ('value' in parsed) y.default(flag, parsed.value, `$${name}`);
     else problems.push(`${name}: got ${JSON.stringify(raw)}, expected ${parsed.expected} (it sets --${flag})`);
   }

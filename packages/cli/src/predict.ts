@@ -82,20 +82,30 @@ export interface PredictArgs {
   backend?: BackendRequest;
 }
 
+/**
+ * The shape the model takes one sample in, when it says (a Layers model does); samples of shape
+ * `shape` must have as many values. Throws, naming both shapes and `what` the samples are, when they
+ * do not fit: tfjs's own error names a layer and a batch shape, not what the user has to change.
+ */
+function fitSamples(model: TrainableModel, shape: number[], what: string): number[] {
+  if (!(model instanceof LayersTrainableModel)) return shape;
+  const inputShape = model.model.inputs[0].shape.slice(1);
+  const size = (s: (number | null)[]) => s.reduce((a: number, b) => a * (b ?? 1), 1);
+  if (inputShape.some((d) => d === null) || size(inputShape) === size(shape)) {
+    return inputShape.some((d) => d === null) ? shape : (inputShape as number[]);
+  }
+  throw new Error(
+    `${what} have shape [${shape.join(', ')}] (${size(shape)} values each) but the model takes samples of shape ` +
+      `[${inputShape.join(', ')}] (${size(inputShape)} values): it was trained on other data; use the model of this job, or data of that shape`,
+  );
+}
+
 export async function predict(
   model: TrainableModel,
   samples: Samples,
   tf: typeof import('@tensorflow/tfjs'),
 ): Promise<number[][]> {
-  const inputShape =
-    model instanceof LayersTrainableModel ? (model.model.inputs[0].shape.slice(1) as number[]) : samples.shape;
-  const per = samples.shape.reduce((a, b) => a * b, 1);
-  const want = inputShape.reduce((a, b) => a * b, 1);
-  if (per !== want) {
-    throw new Error(
-      `the samples have shape [${samples.shape.join(', ')}] but the model expects [${inputShape.join(', ')}]`,
-    );
-  }
+  const inputShape = fitSamples(model, samples.shape, 'the samples');
   const x = tf.tensor(samples.values, [samples.count, ...inputShape]);
   const y = tf.tidy(() => tf.reshape(model.predict(x), [samples.count, -1]));
   try {
@@ -148,7 +158,8 @@ export async function runEvaluate(ctx: CliContext, args: EvaluateArgs): Promise<
     const language = model instanceof TransformerLM;
     const loss = language ? tokenCrossEntropy : spec.loss ? lossByName(spec.loss) : moduleLoss;
     if (!loss) throw new Error(`${args.job} names no loss; evaluate needs one`);
-    const x = tf.tensor(test.x, [test.count, ...test.featureShape]);
+    const inputShape = fitSamples(model, test.featureShape, `the test samples of ${args.job}`);
+    const x = tf.tensor(test.x, [test.count, ...inputShape]);
     const y = tf.tensor(test.y, [test.count, ...(test.labelShape ?? [1])]);
     const result = await evaluate(model, { x, y }, loss, language ? [] : spec.metrics);
     tf.dispose([x, y]);

@@ -62,6 +62,7 @@ export interface CoordinatorOptions {
 }
 
 export interface EpochSummary {
+  /** Counted from 1, as in the log and the report. */
   epoch: number;
   trainLoss: number;
   samples: number;
@@ -83,6 +84,7 @@ export interface JobSummary {
   worldSize: number;
   generation: number;
   epochs: EpochSummary[];
+  /** With earlyStopping: the epoch with the best monitored value, counted from 1 like `epochs[].epoch`. */
   bestEpoch?: number;
   test?: Record<string, number>;
   steps: number;
@@ -768,7 +770,8 @@ export class Coordinator extends EventEmitter {
         state,
       );
       this.lastCheckpoint = path;
-      progress.checkpoints.push(path);
+      // The store keeps the newest `keep`; the summary lists those, not the ones already deleted.
+      progress.checkpoints = [...progress.checkpoints, path].slice(-spec.checkpoint.keep);
     };
 
     for (let epoch = plan.cursor().epoch; epoch < spec.epochs && !progress.stoppedEarly; epoch++) {
@@ -855,7 +858,7 @@ export class Coordinator extends EventEmitter {
       trainSamples += samples;
       trainSeconds += seconds;
       const summary: EpochSummary = {
-        epoch,
+        epoch: epoch + 1,
         trainLoss: samples > 0 ? lossSum / samples : 0,
         samples,
         seconds,
@@ -907,7 +910,7 @@ export class Coordinator extends EventEmitter {
       worldSize: this.members.length,
       generation: this.generation,
       epochs: progress.epochs,
-      bestEpoch: early ? early.bestEpochIndex : undefined,
+      bestEpoch: early ? early.bestEpochIndex + 1 : undefined,
       test,
       steps: globalStep,
       samplesPerSec: trainSeconds > 0 ? trainSamples / trainSeconds : 0,

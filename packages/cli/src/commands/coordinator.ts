@@ -4,7 +4,7 @@ import { withEnv } from '../env.js';
 import type { CliContext } from './context.js';
 import { runCoordinatorCommand } from '../run-roles.js';
 import { NATS_GROUP, natsFlags } from './nats-flags.js';
-import { jobFlag, positiveIntegers } from './shared-flags.js';
+import { jobFlag, wholeNumberFlag } from './shared-flags.js';
 
 const flags = {
   job: jobFlag,
@@ -13,11 +13,11 @@ const flags = {
     describe: 'HOST:PORT for /status, /metrics, /healthz and /readyz (port 0 picks a free one)',
   },
   trace: { type: 'string', describe: "write a Chrome trace of every rank's step phases to this file" },
-  'min-workers': {
-    type: 'number',
-    describe: "workers to wait for before training starts (overrides the job's workers.min)",
-  },
-  'max-workers': { type: 'number', describe: "most workers admitted (overrides the job's workers.max)" },
+  'min-workers': wholeNumberFlag(
+    'min-workers',
+    "workers to wait for before training starts (overrides the job's workers.min)",
+  ),
+  'max-workers': wholeNumberFlag('max-workers', "most workers admitted (overrides the job's workers.max)"),
   ...natsFlags,
 } as const;
 
@@ -25,10 +25,7 @@ export function coordinatorCommand(ctx: CliContext): CommandModule {
   return {
     command: 'coordinator',
     describe: 'coordinate one training job over NATS',
-    builder: (y) =>
-      withEnv(y.options(flags).group(Object.keys(natsFlags), NATS_GROUP), flags, ctx.env).check(
-        positiveIntegers('min-workers', 'max-workers'),
-      ),
-    handler: async (argv) => ctx.setExitCode(await runCoordinatorCommand(ctx, argv as never)),
+    builder: (y) => withEnv(y.options(flags).group(Object.keys(natsFlags), NATS_GROUP), flags, ctx.env),
+    handler: (argv) => ctx.run(() => runCoordinatorCommand(ctx, argv as never)),
   };
 }

@@ -25,7 +25,7 @@ function putCommand(ctx: CliContext): CommandModule {
         putFlags,
         ctx.env,
       ),
-    handler: async (argv) => ctx.setExitCode(await runDataPut(ctx, argv as never)),
+    handler: (argv) => ctx.run(() => runDataPut(ctx, argv as never)),
   };
 }
 

@@ -16,6 +16,6 @@ export function evaluateCommand(ctx: CliContext): CommandModule {
     command: 'evaluate',
     describe: "evaluate a trained model on a job's test set",
     builder: (y) => withEnv(y.options(flags), flags, ctx.env),
-    handler: async (argv) => ctx.setExitCode(await runEvaluate(ctx, argv as never)),
+    handler: (argv) => ctx.run(() => runEvaluate(ctx, argv as never)),
   };
 }

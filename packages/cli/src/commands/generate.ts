@@ -5,7 +5,7 @@ import type { CommandModule } from 'yargs';
 import { createLogger, generate, loadModel, selectBackend, TransformerLM, type BackendRequest } from '@tfjs-ddp/common';
 import { withEnv } from '../env.js';
 import type { CliContext } from './context.js';
-import { backendFlag, positiveIntegers } from './shared-flags.js';
+import { backendFlag, wholeNumberFlag } from './shared-flags.js';
 
 const flags = {
   model: {
@@ -14,7 +14,7 @@ const flags = {
     describe: 'directory of a trained transformer-lm (the output/model of a job)',
   },
   prompt: { type: 'string', default: '', describe: 'text the sample continues; empty: the start of a document' },
-  'max-tokens': { type: 'number', default: 200, describe: 'tokens (bytes) to generate at most' },
+  'max-tokens': wholeNumberFlag('max-tokens', 'tokens (bytes) to generate at most', 200),
   temperature: {
     type: 'number',
     default: 0.8,
@@ -71,14 +71,12 @@ export function generateCommand(ctx: CliContext): CommandModule {
     command: 'generate',
     describe: 'sample text from a trained language model',
     builder: (y) =>
-      withEnv(y.options(flags), flags, ctx.env)
-        .check(positiveIntegers('max-tokens'))
-        .check((argv) => {
-          const { temperature, topK } = argv as unknown as { temperature: number; topK: number };
-          if (!(temperature >= 0)) return `--temperature: got ${temperature}, expected a number >= 0`;
-          if (!(Number.isInteger(topK) && topK >= 0)) return `--top-k: got ${topK}, expected a whole number >= 0`;
-          return true;
-        }),
-    handler: async (argv) => ctx.setExitCode(await runGenerate(ctx, argv as never)),
+      withEnv(y.options(flags), flags, ctx.env).check((argv) => {
+        const { temperature, topK } = argv as unknown as { temperature: number; topK: number };
+        if (!(temperature >= 0)) return `--temperature: got ${temperature}, expected a number >= 0`;
+        if (!(Number.isInteger(topK) && topK >= 0)) return `--top-k: got ${topK}, expected a whole number >= 0`;
+        return true;
+      }),
+    handler: (argv) => ctx.run(() => runGenerate(ctx, argv as never)),
   };
 }

@@ -5,11 +5,11 @@ import { withEnv } from '../env.js';
 import type { CliContext } from './context.js';
 import { runLocal } from '../run-local.js';
 import { NATS_GROUP, natsFlags } from './nats-flags.js';
-import { backendFlag, jobFlag, positiveIntegers } from './shared-flags.js';
+import { backendFlag, jobFlag, wholeNumberFlag } from './shared-flags.js';
 
 const flags = {
   job: jobFlag,
-  workers: { type: 'number', default: 2, describe: 'worker processes to start' },
+  workers: wholeNumberFlag('workers', 'worker processes to start', 2),
   backend: backendFlag,
   output: { type: 'string', describe: "directory for the trained model and summary.json (overrides the job's output)" },
   'status-addr': {
@@ -26,9 +26,10 @@ export function localCommand(ctx: CliContext): CommandModule {
     command: 'local',
     describe: 'run a nats-server, the coordinator and N workers on this machine',
     builder: (y) =>
-      withEnv(y.options(flags).group(Object.keys(natsFlags), NATS_GROUP), flags, ctx.env)
-        .check(positiveIntegers('workers'))
-        .example('$0 local --workers 4 --job examples/jobs/fashion-mlp.yaml', 'train Fashion-MNIST with 4 workers'),
-    handler: async (argv) => ctx.setExitCode(await runLocal(ctx, argv as never)),
+      withEnv(y.options(flags).group(Object.keys(natsFlags), NATS_GROUP), flags, ctx.env).example(
+        '$0 local --workers 4 --job examples/jobs/fashion-mlp.yaml',
+        'train Fashion-MNIST with 4 workers',
+      ),
+    handler: (argv) => ctx.run(() => runLocal(ctx, argv as never)),
   };
 }

@@ -21,6 +21,6 @@ export function predictCommand(ctx: CliContext): CommandModule {
     command: 'predict',
     describe: 'predict with a trained model',
     builder: (y) => withEnv(y.options(flags), flags, ctx.env),
-    handler: async (argv) => ctx.setExitCode(await runPredict(ctx, argv as never)),
+    handler: (argv) => ctx.run(() => runPredict(ctx, argv as never)),
   };
 }

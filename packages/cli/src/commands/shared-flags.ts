@@ -20,15 +20,20 @@ export const backendFlag = {
   describe: 'compute backend; auto tries tensorflow (CUDA), webgpu, tensorflow (CPU), wasm, then cpu',
 } as const satisfies Options;
 
-/** A yargs check that the named number flags, when given, are whole numbers of at least 1. */
-export function positiveIntegers(...flags: string[]): (argv: Record<string, unknown>) => true | string {
-  return (argv) => {
-    for (const flag of flags) {
-      const value = argv[flag];
-      if (value !== undefined && !(Number.isInteger(value) && (value as number) >= 1)) {
-        return `--${flag}: got ${JSON.stringify(value)}, expected a whole number of at least 1`;
-      }
-    }
-    return true;
-  };
+/**
+ * A flag that takes a whole number of at least 1. It has no yargs type on purpose: `type: 'number'`
+ * turns "abc" into NaN before any check sees it, while untyped, the check (a coerce, which also runs
+ * on the default and on a value from the environment) gets the number or the text as typed.
+ */
+export function wholeNumberFlag(flag: string, describe: string, defaultValue?: number) {
+  return {
+    describe: `${describe} (a whole number >= 1)`,
+    requiresArg: true,
+    ...(defaultValue !== undefined && { default: defaultValue }),
+    coerce: (value: unknown): number => {
+      const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+      if (typeof n === 'number' && Number.isInteger(n) && n >= 1) return n;
+      throw new Error(`--${flag}: got ${JSON.stringify(value)}, expected a whole number of at least 1`);
+    },
+  } as const satisfies Options;
 }

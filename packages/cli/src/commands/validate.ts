@@ -16,20 +16,22 @@ export function validateCommand(ctx: CliContext): CommandModule<object, { job: s
     command: 'validate',
     describe: 'check a job spec and print it resolved',
     builder: (y) => withEnv(y.options(flags), flags, ctx.env),
-    handler: async ({ job, json }) => {
-      try {
-        const spec = await loadJobSpec(job);
-        ctx.stdout(formatJobSpec(spec, json ? 'json' : 'yaml'));
-        ctx.stderr(`${job}: valid (specHash ${specHash(spec)})\n`);
-      } catch (err) {
-        if (err instanceof JobSpecError) {
-          ctx.stderr(`${err.message}\n`);
-          ctx.stderr(`${job}: ${err.issues.length} problem${err.issues.length === 1 ? '' : 's'}\n`);
-        } else {
-          ctx.stderr(`tfjs-ddp validate: ${(err as Error).message}\n`);
+    handler: ({ job, json }) =>
+      ctx.run(async () => {
+        try {
+          const spec = await loadJobSpec(job);
+          ctx.stdout(formatJobSpec(spec, json ? 'json' : 'yaml'));
+          ctx.stderr(`${job}: valid (specHash ${specHash(spec)})\n`);
+          return 0;
+        } catch (err) {
+          if (err instanceof JobSpecError) {
+            ctx.stderr(`${err.message}\n`);
+            ctx.stderr(`${job}: ${err.issues.length} problem${err.issues.length === 1 ? '' : 's'}\n`);
+          } else {
+            ctx.stderr(`tfjs-ddp validate: ${(err as Error).message}\n`);
+          }
+          return 1;
         }
-        ctx.setExitCode(1);
-      }
-    },
+      }),
   };
 }

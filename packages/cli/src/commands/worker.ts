@@ -22,6 +22,6 @@ export function workerCommand(ctx: CliContext): CommandModule {
     command: 'worker',
     describe: 'join a training job as a worker',
     builder: (y) => withEnv(y.options(flags).group(Object.keys(natsFlags), NATS_GROUP), flags, ctx.env),
-    handler: async (argv) => ctx.setExitCode(await runWorkerCommand(ctx, argv as never)),
+    handler: (argv) => ctx.run(() => runWorkerCommand(ctx, argv as never)),
   };
 }

@@ -1,6 +1,7 @@
 // Starts a local nats-server process (for `tfjs-ddp local`, benchmarks and tests) on a free
 // port with settings sized for gradient traffic, and stops it reliably.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,8 @@ export interface NatsServerHandle {
   readonly url: string;
   readonly port: number;
   readonly pid: number | undefined;
+  /** Its temporary directory (configuration, JetStream store), removed by stop() or when its starter dies. */
+  readonly dir: string;
   /** Kills the server (SIGKILL when `hard`), keeping its port and store for {@link start}. */
   kill(hard?: boolean): Promise<void>;
   /** Starts it again on the same port, e.g. after {@link kill} to simulate an outage. */
@@ -45,6 +48,7 @@ export async function freePort(): Promise<number> {
 
 const live = new Set<ChildProcess>();
 const guards = new Set<ChildProcess>();
+const dirs = new Set<string>();
 let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
@@ -52,18 +56,23 @@ function installExitHook(): void {
   process.on('exit', () => {
     for (const g of guards) g.kill('SIGKILL');
     for (const p of live) p.kill('SIGKILL');
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 }
 
 /**
  * A guard that kills the server when this process dies without running its exit hook (SIGKILL, a
  * crash of Node itself): a shell whose stdin is a pipe from this process. The kernel closes the pipe
- * when this process dies, the shell's `read` returns, and it kills the server. Stopping the server
- * kills the guard first, so it never signals a pid that may have been reused.
+ * when this process dies, the shell's `read` returns, and it kills the server, waits (up to 5 s) for
+ * it to be gone and removes its directory. Stopping the server kills the guard first, so it never
+ * signals a pid that may have been reused.
  */
-function spawnGuard(serverPid: number): ChildProcess | undefined {
+const GUARD_SCRIPT =
+  'read _; kill -KILL "$1" 2>/dev/null; i=0; while kill -0 "$1" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; rm -rf "$2"';
+
+function spawnGuard(serverPid: number, dir: string): ChildProcess | undefined {
   try {
-    const guard = spawn('sh', ['-c', 'read _; kill -KILL "$1" 2>/dev/null', 'tfjs-ddp-nats-guard', `${serverPid}`], {
+    const guard = spawn('sh', ['-c', GUARD_SCRIPT, 'tfjs-ddp-nats-guard', `${serverPid}`, dir], {
       stdio: ['pipe', 'ignore', 'ignore'],
     });
     guard.on('error', () => {}); // no sh: the exit hook still covers ordinary exits
@@ -83,6 +92,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const binary = process.env.TFJS_DDP_NATS_SERVER ?? 'nats-server';
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'tfjs-ddp-nats-'));
+  dirs.add(dir);
   const maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
   // Large pending buffers and a long write deadline: a rank that is busy computing must not be
   // cut off as a slow consumer while the server holds its share of a 64 MiB all-reduce.
@@ -142,7 +152,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       p.kill('SIGKILL');
       throw err;
     }
-    if (p.pid !== undefined) guard = spawnGuard(p.pid);
+    if (p.pid !== undefined) guard = spawnGuard(p.pid, dir);
   };
 
   const kill = async (hard = false): Promise<void> => {
@@ -162,11 +172,13 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     await launch();
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
+    dirs.delete(dir);
     throw err;
   }
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
+    dir,
     get pid() {
       return child?.pid;
     },
@@ -175,6 +187,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     async stop() {
       await kill();
       await rm(dir, { recursive: true, force: true });
+      dirs.delete(dir);
     },
   };
 }

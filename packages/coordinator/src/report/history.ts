@@ -6,7 +6,7 @@ import { STEP_PHASES, type Report, type StepPhase } from '@tfjs-ddp/common';
 type StepDone = Extract<Report, { type: 'stepDone' }>;
 
 export interface RunHistory {
-  /** The epoch (0-based) each entry of `workerSamplesPerSec[].perEpoch` and `phaseMeans` belongs to. */
+  /** The epoch (counted from 1, as in the summary) each entry of `workerSamplesPerSec[].perEpoch` and `phaseMeans` belongs to. */
   epochs: number[];
   /** Mean training loss of consecutive steps, at most `maxPoints` points; `step` is the bucket's mean step. */
   stepLoss: { step: number; loss: number }[];

@@ -40,7 +40,7 @@ const ms = (seconds: number) => `${formatNumber(seconds * 1000)} ms`;
 
 function lossCharts(summary: JobSummary): string[] {
   const epochs = summary.epochs;
-  const at = (i: number) => epochs[i].epoch + 1;
+  const at = (i: number) => epochs[i].epoch;
   const train: Series = { name: 'train', markers: true, points: epochs.map((e, i) => [at(i), e.trainLoss]) };
   const validation: Series = {
     name: 'validation',
@@ -103,7 +103,7 @@ function throughputChart(summary: JobSummary): string {
     series: summary.history.workerSamplesPerSec.map((w) => ({
       name: w.workerId,
       markers: true,
-      points: w.perEpoch.flatMap((v, i) => (v === null ? [] : [[summary.history.epochs[i] + 1, v]])) as [
+      points: w.perEpoch.flatMap((v, i) => (v === null ? [] : [[summary.history.epochs[i], v]])) as [
         number,
         number,
       ][],
@@ -118,7 +118,7 @@ function phaseChart(summary: JobSummary): string {
     title: 'Step time by phase (mean per rank)',
     xLabel: 'epoch',
     yLabel: 'ms per step',
-    categories: summary.history.epochs.map((e) => String(e + 1)),
+    categories: summary.history.epochs.map((e) => String(e)),
     parts: STEP_PHASES.map((p) => ({ name: p, values: means.map((m) => m[p] * 1000) })),
     format: (v) => `${formatNumber(v)}`,
   });
@@ -167,7 +167,7 @@ function facts(summary: JobSummary): string {
     ['wall time', `${formatNumber(summary.wallSeconds)} s`],
     ['backend', backends || 'n/a'],
   ];
-  if (summary.bestEpoch !== undefined) items.push(['best epoch', String(summary.bestEpoch + 1)]);
+  if (summary.bestEpoch !== undefined) items.push(['best epoch', String(summary.bestEpoch)]);
   for (const [k, v] of Object.entries(summary.test ?? {})) items.push([`test ${k}`, formatNumber(v)]);
   return `<div class="facts">${items
     .map(([k, v]) => `<div class="fact"><div class="k">${escapeXml(k)}</div><div class="v">${escapeXml(v)}</div></div>`)
@@ -179,7 +179,7 @@ function epochTable(summary: JobSummary): string {
   const head = ['epoch', 'train loss', ...metrics.map((m) => `val ${m}`), 'samples/s', 'seconds'];
   const rows = summary.epochs.map((e) =>
     [
-      String(e.epoch + 1),
+      String(e.epoch),
       formatNumber(e.trainLoss),
       ...metrics.map((m) => (e.validation?.[m] !== undefined ? formatNumber(e.validation[m]) : '')),
       formatNumber(e.samplesPerSec),
