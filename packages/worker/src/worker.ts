@@ -287,14 +287,10 @@ class WorkerRuntime {
         continue;
       }
       if (cmd.type === 'abort') continue;
-      // Left out of a generation formed after it was accepted, or a member that missed a generation
-      // (its command lost while the process was frozen or cut off): the coordinator dropped this
-      // worker. It registers again and joins at the next step boundary.
-      const dropped =
-        cmd.type === 'generation'
-          ? cmd.gen > this.registeredAt && !cmd.members.includes(this.workerId)
-          : this.rank >= 0 && cmd.gen > this.gen;
-      if (dropped) {
+      // Left out of a generation formed after it was accepted: the coordinator dropped this worker
+      // (frozen, cut off). It registers again and joins at the next step boundary. Only a generation
+      // command says so: any other command of an unknown generation is ignored, as forged or stale.
+      if (cmd.type === 'generation' && cmd.gen > this.registeredAt && !cmd.members.includes(this.workerId)) {
         const refused = await this.registerAgain(cmd.gen);
         if (refused) return { reason: refused, failed: false };
         continue;
