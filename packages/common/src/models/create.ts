@@ -6,8 +6,9 @@ import type { Tf } from '../backend/tf.js';
 import { jobModelSchema } from '../job/index.js';
 import { LOSS_NAMES } from '../job/names.js';
 import type { TokenizerJson } from '../text/tokenizer.js';
+import type { BuiltModel } from './built-model.js';
 import { buildFromModule } from './custom-module.js';
-import { lossByName, type LossFn, type LossName } from './losses.js';
+import { lossByName, type LossName } from './losses.js';
 import { defaultMetrics, type MetricName } from './metrics.js';
 import { loadTopologyModel } from './topology.js';
 import { LayersTrainableModel, type TrainableModel } from './trainable.js';
@@ -25,17 +26,6 @@ export interface CreateModelOptions {
   inputShape?: number[];
   /** The text data's tokenizer, for language models: their vocabulary, saved with the model. */
   tokenizer?: TokenizerJson;
-}
-
-export interface BuiltModel {
-  model: TrainableModel;
-  /** Per-sample losses. */
-  loss: LossFn;
-  /** The built-in loss's name, or 'custom' for a module's own loss. */
-  lossName: LossName | 'custom';
-  metrics: MetricName[];
-  /** A line for the logs saying what was built, where there is more to say than the parameter count. */
-  description?: string;
 }
 
 function withLoss(model: TrainableModel, lossName: LossName, options: CreateModelOptions): BuiltModel {

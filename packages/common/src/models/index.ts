@@ -2,6 +2,7 @@
 export * from './losses.js';
 export * from './metrics.js';
 export * from './trainable.js';
+export * from './built-model.js';
 export * from './create.js';
 export * from './persist.js';
 export { fileLoadHandler, fileSaveHandler } from './file-io.js';

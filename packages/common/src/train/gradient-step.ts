@@ -3,7 +3,7 @@
 // the reduced sum divided by the global sample count, clipped to a global norm and applied, with
 // decoupled weight decay. Summing before dividing makes N ranks' update equal one process's on the
 // whole batch, uneven or empty slices included (DESIGN §3.1); the norm is taken from the reduced
-// buffer, which is bit-identical on every rank, so every rank clips alike.
+// buffer, which is bit-identical on every rank, so every rank clips and skips alike.
 import * as tf from '@tensorflow/tfjs';
 import type { LossFn } from '../models/losses.js';
 import type { TrainableModel } from '../models/trainable.js';
@@ -31,6 +31,8 @@ export interface ApplyOptions {
 }
 
 export interface ApplyResult {
+  /** The reduced gradient held NaN or Inf: nothing was applied. */
+  nonFinite: boolean;
   /** Global L2 norm of the mean gradient before clipping; computed only when clipping. */
   gradNorm?: number;
   /** The gradient was scaled down to clipNorm. */
@@ -45,6 +47,8 @@ export class GradientStep {
   private readonly named: { name: string; tensor: tf.Tensor }[];
   /** Which variables weight decay shrinks: matrices and embeddings, as AdamW and GPT-2 do. */
   private readonly decays: boolean[];
+  /** The mean gradient on the host, uploaded once per variable; the reduced sum stays as it was. */
+  private readonly mean: Float32Array;
 
   constructor(
     readonly model: TrainableModel,
@@ -60,6 +64,7 @@ export class GradientStep {
     });
     this.named = this.variables.map((v) => ({ name: v.name, tensor: v }));
     this.decays = this.variables.map((v) => v.rank >= 2);
+    this.mean = new Float32Array(this.size);
   }
 
   /**
@@ -109,7 +114,10 @@ export class GradientStep {
 
   /**
    * Divides the all-reduced gradient sum by the global sample count, clips it, decays the weights and
-   * applies the gradient with the optimizer.
+   * applies the gradient with the optimizer; a sum holding NaN or Inf is not applied at all. One walk
+   * over the sum checks it is finite, takes its norm and writes the mean that is uploaded (a clipped
+   * step writes it again with its divisor), so the device divides nothing. A float32 quotient is the
+   * same computed in float64 and rounded once, so the bits equal a division on the device.
    */
   apply(
     reducedSum: Float32Array,
@@ -130,28 +138,40 @@ export class GradientStep {
         `weight decay ${decay} needs the step's learning rate (options.learningRate); got ${options.learningRate}`,
       );
     }
+    const mean = this.mean;
+    const count = Math.fround(globalCount);
+    // Squares summed in float64 in index order: the same bits in give the same norm on every rank.
+    let squares = 0;
+    for (let i = 0; i < reducedSum.length; i++) {
+      const v = reducedSum[i];
+      if (!Number.isFinite(v)) return { nonFinite: true, clipped: false };
+      squares += v * v;
+      mean[i] = v / count;
+    }
     let gradNorm: number | undefined;
     let divisor = globalCount;
     if (options.clipNorm !== undefined) {
-      gradNorm = globalNorm(reducedSum) / globalCount;
+      gradNorm = Math.sqrt(squares) / globalCount;
       // Clipping folds into the division, so an unclipped step divides exactly as without clipping.
-      if (gradNorm > options.clipNorm) divisor = (globalCount * gradNorm) / options.clipNorm;
+      if (gradNorm > options.clipNorm) {
+        divisor = (globalCount * gradNorm) / options.clipNorm;
+        const d = Math.fround(divisor);
+        for (let i = 0; i < reducedSum.length; i++) mean[i] = reducedSum[i] / d;
+      }
     }
     tf.tidy(() => {
       if (decay > 0) {
         const keep = tf.scalar(1 - (options.learningRate as number) * decay, 'float32');
         this.variables.forEach((v, i) => this.decays[i] && v.assign(tf.mul(v, keep)));
       }
-      const count = tf.scalar(divisor, 'float32');
       for (let i = 0; i < this.variables.length; i++) {
         const v = this.variables[i];
-        // The view tensor lives only inside this tidy, so the caller may reuse reducedSum afterwards.
-        const sum = tf.tensor(reducedSum.subarray(this.offsets[i], this.offsets[i] + v.size), v.shape, 'float32');
-        this.named[i].tensor = tf.div(sum, count);
+        // The view tensor lives only inside this tidy, so the next step may rewrite the mean.
+        this.named[i].tensor = tf.tensor(mean.subarray(this.offsets[i], this.offsets[i] + v.size), v.shape, 'float32');
       }
       optimizer.applyGradients(this.named);
     });
-    return { gradNorm, clipped: divisor !== globalCount };
+    return { nonFinite: false, gradNorm, clipped: divisor !== globalCount };
   }
 
   /** All parameters, flattened in variable order (the rank-0 broadcast). */

@@ -1,7 +1,7 @@
 // `zoo: transformer-lm` as the job builds it: the config from its params and the text data (window
 // length, tokenizer), the model seeded by the job, and the next-token loss it trains with.
 import type { TokenizerJson } from '../../text/tokenizer.js';
-import type { BuiltModel } from '../create.js';
+import type { BuiltModel } from '../built-model.js';
 import type { LossName } from '../losses.js';
 import type { MetricName } from '../metrics.js';
 import { resolveTransformerConfig } from './config.js';
