@@ -3,7 +3,7 @@
 // breakdown by phase, the world size over time, the fitted line of a one-feature regression, the
 // key figures and the job spec. Everything it draws comes from the job summary.
 import { STEP_PHASES, formatJobSpec, type JobSpec } from '@tfjs-ddp/common';
-import type { JobSummary } from '../coordinator.js';
+import type { JobSummary } from '../summary.js';
 import { escapeXml, formatNumber, lineChart, stackedBars, type Series } from './svg.js';
 
 const STYLE = `
@@ -103,10 +103,7 @@ function throughputChart(summary: JobSummary): string {
     series: summary.history.workerSamplesPerSec.map((w) => ({
       name: w.workerId,
       markers: true,
-      points: w.perEpoch.flatMap((v, i) => (v === null ? [] : [[summary.history.epochs[i], v]])) as [
-        number,
-        number,
-      ][],
+      points: w.perEpoch.flatMap((v, i) => (v === null ? [] : [[summary.history.epochs[i], v]])) as [number, number][],
     })),
   });
 }

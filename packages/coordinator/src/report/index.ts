@@ -1,6 +1,4 @@
-// Public surface of the run report: the history recorded while training, the SVG charts and the page.
-export * from './history.js';
+// Public surface of the run report: the SVG charts and the page, drawn from the job summary.
 export * from './svg.js';
 export * from './html.js';
 export * from './write.js';
-export * from './run-recorder.js';

@@ -9,9 +9,9 @@ import {
   type MessageObserver,
   type Report,
 } from '@tfjs-ddp/common';
-import type { EpochSummary } from '../coordinator.js';
+import type { EpochSummary } from '../summary.js';
 import type { ProgressEvent } from '../progress.js';
-import { TraceRecorder } from '../trace.js';
+import { TraceRecorder } from './trace.js';
 import { RunHistoryRecorder, type RunHistory } from './history.js';
 
 /** The coordinator's 'step' event: a step every rank reported done. Times are epoch ms. */
