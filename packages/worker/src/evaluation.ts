@@ -1,15 +1,18 @@
 // Evaluates this rank's slice of a held-out split and returns sums (loss, correct, confusion
 // counts) that the coordinator adds across ranks, so metrics do not depend on the world size.
 import {
+  type BuiltModel,
   type EvalSums,
   MetricAccumulator,
   type Dataset,
+  type JobSpec,
   type LossFn,
   type MetricName,
   type Tf,
   type TrainableModel,
 } from '@tfjs-ddp/common';
 import { BatchBuffers, range } from './batch.js';
+import type { JobData } from './job-data.js';
 
 const EVAL_BATCH = 512;
 
@@ -50,4 +53,21 @@ export async function evaluateSlice(
   }
   const c = acc.counts();
   return { lossSum, count, correct: c.correct, tp: c.tp, fp: c.fp, fn: c.fn, tn: c.total - c.tp - c.fp - c.fn };
+}
+
+/** This rank's `slice` ([start, count]; none: an empty one, which sums to zeros) of a held-out split. */
+export async function evaluateSplit(
+  o: { tf: Tf; spec: JobSpec; built: BuiltModel; data: JobData; batches: BatchBuffers },
+  split: 'validation' | 'test',
+  slice: [number, number] | undefined,
+): Promise<EvalSums> {
+  const ds = split === 'validation' ? o.data.validation : o.data.test;
+  const [start, count] = slice ?? [0, 0];
+  if (!ds) throw new Error(`asked to evaluate the ${split} split, which this job does not define`);
+  // A job accumulates gradients because a whole batch does not fit; its evaluation batches are then
+  // no larger than a micro-batch either.
+  const { batchSize, accumulationSteps } = o.spec;
+  const evalBatch = accumulationSteps > 1 ? Math.ceil(batchSize / accumulationSteps) : undefined;
+  const { model, loss, metrics } = o.built;
+  return evaluateSlice(o.tf, model, loss, metrics, ds, start, count, o.batches, evalBatch);
 }

@@ -1,0 +1,175 @@
+// The coordinator's commands, one at a time in arrival order: each goes to the part that owns it
+// (membership, the training step, the replica, evaluation, rank 0's files) and is answered with a
+// report; a command that fails is answered with a `failed` report naming the error. Commands of
+// another generation are ignored, as stale or forged; an abort, a new coordinator and the stop act
+// at once, not queued behind a step blocked in the all-reduce.
+import type { Msg } from '@nats-io/transport-node';
+import {
+  commandSchema,
+  decodeMessage,
+  encodeMessage,
+  maxPayload,
+  reportSchema,
+  type Command,
+  type JobSpec,
+  type JobSubjects,
+  type Logger,
+  type MessageObserver,
+  type NatsConnection,
+  type Report,
+  type WorkerMetrics,
+} from '@tfjs-ddp/common';
+import { CommandQueue } from './command-queue.js';
+import { evaluateSplit } from './evaluation.js';
+import type { WorkerMembership } from './membership.js';
+import type { Rank0Files } from './rank0-files.js';
+import type { Replica } from './replica.js';
+import type { TrainingStep } from './training-step.js';
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+export interface DispatcherOptions {
+  nc: NatsConnection;
+  spec: JobSpec;
+  subjects: JobSubjects;
+  workerId: string;
+  log: Logger;
+  observer: MessageObserver;
+  metrics: WorkerMetrics;
+  membership: WorkerMembership;
+  replica: Replica;
+  training: TrainingStep;
+  files: Rank0Files;
+  /** What evaluation needs (evaluation.ts). */
+  evaluation: Parameters<typeof evaluateSplit>[0];
+  /** Aborted by the coordinator's stop: a registration still retrying gives up, the stop is next. */
+  stopped: AbortController;
+}
+
+export class Dispatcher {
+  private readonly queue = new CommandQueue<Command>();
+
+  constructor(private readonly o: DispatcherOptions) {}
+
+  receive(m: Msg): void {
+    const { nc, spec, membership, training } = this.o;
+    const r = decodeMessage(commandSchema, m.data, { maxBytes: maxPayload(nc), job: spec.name });
+    if (!r.ok) {
+      this.o.observer.invalid(r.reason, r.detail, m.subject);
+      return;
+    }
+    const cmd = r.value;
+    // A step blocked in the all-reduce must be released now (queued behind it, the abort would wait
+    // forever), and a step still computing must not enter the aborted all-reduce later.
+    if (cmd.type === 'abort' && cmd.gen === membership.gen) {
+      membership.abort(cmd.reason, { before: cmd.before });
+      training.abort(cmd.reason, cmd.before);
+    }
+    if (cmd.type === 'hello' && membership.isNewCoordinator(cmd.instance))
+      membership.abort('a new coordinator started');
+    if (cmd.type === 'stop') this.o.stopped.abort(new Error(`the coordinator stopped the job: ${cmd.reason}`));
+    this.queue.push(cmd);
+  }
+
+  /** Messages of the step in flight may have been lost while NATS was away: abort it; the coordinator redoes it. */
+  async watchConnection(): Promise<void> {
+    for await (const s of this.o.nc.status()) {
+      if (s.type === 'reconnect') this.o.membership.abort('the NATS connection was re-established mid-step');
+    }
+  }
+
+  /** Handles commands until the coordinator's stop; resolves with its reason. */
+  async run(): Promise<{ reason: string; failed: boolean }> {
+    const { membership, log } = this.o;
+    for await (const cmd of this.queue) {
+      if (cmd.type === 'stop') {
+        log.info('stopping', { reason: cmd.reason, failed: cmd.failed });
+        return { reason: cmd.reason, failed: cmd.failed };
+      }
+      if (cmd.type === 'hello') {
+        if (membership.isNewCoordinator(cmd.instance)) await membership.rejoin();
+        continue;
+      }
+      if (cmd.type === 'abort') continue;
+      // Left out of a generation formed after it was accepted: the coordinator dropped this worker
+      // (frozen, cut off). It registers again and joins at the next step boundary. Only a generation
+      // command says so: any other command of an unknown generation is ignored, as forged or stale.
+      if (cmd.type === 'generation' && membership.droppedBy(cmd.gen, cmd.members)) {
+        const refused = await membership.registerAgain(cmd.gen);
+        if (refused) return { reason: refused, failed: false };
+        continue;
+      }
+      if (cmd.type !== 'generation' && cmd.gen !== membership.gen) continue;
+      if (cmd.type !== 'generation' && membership.rank < 0) continue;
+      if (cmd.type !== 'step') this.o.training.interrupted();
+      try {
+        await this.handle(cmd);
+      } catch (err) {
+        const e = err as Error;
+        if (cmd.type === 'step') this.o.metrics.stepAborted();
+        log.error(`${cmd.type} failed`, { error: e.message });
+        this.report({
+          type: 'failed',
+          gen: membership.gen,
+          rank: Math.max(0, membership.rank),
+          step: cmd.type === 'step' ? cmd.step : 0,
+          error: e.message,
+        });
+      }
+    }
+    return { reason: 'the command stream ended', failed: true };
+  }
+
+  close(): void {
+    this.queue.close();
+  }
+
+  private async handle(cmd: Exclude<Command, { type: 'stop' | 'hello' | 'abort' }>): Promise<void> {
+    const { membership, replica, log } = this.o;
+    const { gen, rank } = membership;
+    switch (cmd.type) {
+      case 'generation':
+        if (await membership.join(cmd.gen, cmd.members))
+          this.report({ type: 'joined', gen: cmd.gen, rank: membership.rank, appliedStep: replica.appliedStep });
+        return;
+      case 'sync': {
+        const hash = await replica.sync(membership.requireCollective(), cmd.op, cmd.root);
+        return this.report({ type: 'ready', gen, rank, hash });
+      }
+      case 'load': {
+        const hash = await replica.load(cmd, rank);
+        if (hash !== undefined) this.report({ type: 'ready', gen, rank, hash });
+        return;
+      }
+      case 'step': {
+        const done = await this.o.training.run(cmd, membership.requireCollective());
+        return this.report({ type: 'stepDone', gen, rank, ...done });
+      }
+      case 'eval': {
+        const sums = await evaluateSplit(this.o.evaluation, cmd.split, cmd.slices[rank]);
+        return this.report({ type: 'evalDone', gen, id: cmd.id, ...sums });
+      }
+      case 'snapshot':
+        await replica.snapshot();
+        return this.report({ type: 'done', gen, id: cmd.id });
+      case 'restore': {
+        // A worker that joined after the snapshot has none; the coordinator then has a rank that
+        // does broadcast its state.
+        const restored = replica.restore();
+        if (!restored) log.info('no snapshot of the best weights here (joined after it was taken)');
+        return this.report({ type: 'done', gen, id: cmd.id, restored });
+      }
+      case 'checkpoint':
+        if (rank === 0) this.report(await this.o.files.checkpoint(cmd.id));
+        return;
+      case 'save':
+        if (rank === 0) this.report(await this.o.files.save(cmd.id, cmd.predictSamples));
+        return;
+    }
+  }
+
+  private report(r: DistributiveOmit<Report, 'job' | 'workerId'>): void {
+    const { nc, subjects, spec, workerId } = this.o;
+    nc.publish(subjects.report, encodeMessage(reportSchema, { ...r, job: spec.name, workerId } as Report));
+  }
+}
