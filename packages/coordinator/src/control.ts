@@ -104,7 +104,11 @@ export class ControlPlane {
 
   onReport(m: Msg): void {
     // Reports include the model's files in chunks as large as the server allows.
-    const r = decodeOrDrop<Report>(reportSchema, m, { ...this.opts, maxBytes: this.maxPayload });
+    const r = decodeOrDrop<Report>(reportSchema, m, {
+      job: this.o.spec.name,
+      observer: this.o.observer,
+      maxBytes: this.maxPayload,
+    });
     if (!r) return;
     for (const w of [...this.waiters]) w(r);
   }
@@ -210,9 +214,5 @@ export class ControlPlane {
         );
       },
     });
-  }
-
-  private get opts(): { job: string; observer: MessageObserver } {
-    return { job: this.o.spec.name, observer: this.o.observer };
   }
 }

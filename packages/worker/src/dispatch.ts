@@ -20,7 +20,7 @@ import {
   type WorkerMetrics,
 } from '@tfjs-ddp/common';
 import { CommandQueue } from './command-queue.js';
-import { evaluateSplit } from './evaluation.js';
+import { evaluateSplit, type EvaluationParts } from './evaluation.js';
 import type { WorkerMembership } from './membership.js';
 import type { Rank0Files } from './rank0-files.js';
 import type { Replica } from './replica.js';
@@ -40,8 +40,7 @@ export interface DispatcherOptions {
   replica: Replica;
   training: TrainingStep;
   files: Rank0Files;
-  /** What evaluation needs (evaluation.ts). */
-  evaluation: Parameters<typeof evaluateSplit>[0];
+  evaluation: EvaluationParts;
   /** Aborted by the coordinator's stop: a registration still retrying gives up, the stop is next. */
   stopped: AbortController;
 }

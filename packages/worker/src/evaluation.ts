@@ -55,9 +55,17 @@ export async function evaluateSlice(
   return { lossSum, count, correct: c.correct, tp: c.tp, fp: c.fp, fn: c.fn, tn: c.total - c.tp - c.fp - c.fn };
 }
 
+export interface EvaluationParts {
+  tf: Tf;
+  spec: JobSpec;
+  built: BuiltModel;
+  data: JobData;
+  batches: BatchBuffers;
+}
+
 /** This rank's `slice` ([start, count]; none: an empty one, which sums to zeros) of a held-out split. */
 export async function evaluateSplit(
-  o: { tf: Tf; spec: JobSpec; built: BuiltModel; data: JobData; batches: BatchBuffers },
+  o: EvaluationParts,
   split: 'validation' | 'test',
   slice: [number, number] | undefined,
 ): Promise<EvalSums> {

@@ -67,50 +67,21 @@ export class TrainingStep {
     }
   }
 
+  /**
+   * The step's three phases: this rank's gradient sum, the all-reduce (through the comm hook, with
+   * the step's abort signal), and the update from the reduced sum.
+   */
   private async runStep(cmd: StepCommand, c: Collective, signal: AbortSignal): Promise<StepReport> {
-    const { tf, spec, data, replica, batches, log } = this.o;
-    const step = replica.step;
+    const { tf, replica } = this.o;
     const t0 = performance.now();
     const wait = this.lastReport === undefined ? 0 : (t0 - this.lastReport) / 1000;
     const [start, count] = cmd.slices[c.rank] ?? [0, 0];
-    const indices = sliceIndices(spec.seed, cmd.epoch, data.train.count, { start, count });
-    // The slice runs as accumulationSteps micro-batches whose gradients add up in this.grad.
-    let lossSum = 0;
-    let gather = 0;
-    let readback = 0;
-    // The first micro-batch writes the buffer, the others add to it; with none (an empty slice) it
-    // is zeroed, so this rank still contributes zeros.
-    let written = false;
-    for (const part of splitEvenly(0, indices.length, spec.accumulationSteps)) {
-      if (part.count === 0) continue;
-      if (part.start > 0) await yieldToEventLoop();
-      const g0 = performance.now();
-      const { x, y } = batches.tensors(data.train, indices.subarray(part.start, part.start + part.count));
-      gather += performance.now() - g0;
-      try {
-        const result = written ? await step.accumulateAsync(x, y, this.grad) : await step.computeAsync(x, y, this.grad);
-        written = true;
-        lossSum += result.lossSum;
-        readback += result.readbackSeconds;
-      } finally {
-        tf.dispose([x, y]);
-      }
-    }
-    if (!written) this.grad.fill(0);
+    const { lossSum, gather, readback } = await this.gradients(cmd.epoch, start, count);
     const t1 = t0 + gather;
     const t2 = performance.now();
     await replica.hook.reduce(this.grad, c, { op: cmd.op, signal });
     const t3 = performance.now();
-    setLearningRate(replica.optimizer, cmd.lr);
-    const { optimizer } = spec;
-    // The reduced buffer is bit-identical on every rank, so every rank decides alike to skip.
-    const { nonFinite, gradNorm } = step.apply(this.grad, cmd.globalCount, replica.optimizer, {
-      clipNorm: optimizer.clipNorm,
-      weightDecay: optimizer.weightDecay,
-      learningRate: cmd.lr,
-    });
-    if (nonFinite) log.warn('NaN or Inf in the reduced gradient; update skipped', { step: cmd.step });
-    else replica.appliedStep = cmd.step;
+    const { nonFinite, gradNorm } = this.update(cmd);
     const hash = cmd.hash ? await replica.hash() : undefined;
     const t4 = performance.now();
     const timings = {
@@ -143,5 +114,58 @@ export class TrainingStep {
       // rss() alone: process.memoryUsage() walks the whole heap, too dear for every step.
       memory: { rssBytes: process.memoryUsage.rss(), tensorBytes: memory.numBytes },
     };
+  }
+
+  /**
+   * Gradients of the summed loss over samples [start, start + count) of the epoch's permutation into
+   * this.grad, as accumulationSteps micro-batches that add up; `gather` and `readback` in ms and s.
+   */
+  private async gradients(
+    epoch: number,
+    start: number,
+    count: number,
+  ): Promise<{ lossSum: number; gather: number; readback: number }> {
+    const { tf, spec, data, replica, batches } = this.o;
+    const indices = sliceIndices(spec.seed, epoch, data.train.count, { start, count });
+    let lossSum = 0;
+    let gather = 0;
+    let readback = 0;
+    // The first micro-batch writes the buffer, the others add to it; with none (an empty slice) it
+    // is zeroed, so this rank still contributes zeros.
+    let written = false;
+    for (const part of splitEvenly(0, indices.length, spec.accumulationSteps)) {
+      if (part.count === 0) continue;
+      if (part.start > 0) await yieldToEventLoop();
+      const g0 = performance.now();
+      const { x, y } = batches.tensors(data.train, indices.subarray(part.start, part.start + part.count));
+      gather += performance.now() - g0;
+      try {
+        const result = written
+          ? await replica.step.accumulateAsync(x, y, this.grad)
+          : await replica.step.computeAsync(x, y, this.grad);
+        written = true;
+        lossSum += result.lossSum;
+        readback += result.readbackSeconds;
+      } finally {
+        tf.dispose([x, y]);
+      }
+    }
+    if (!written) this.grad.fill(0);
+    return { lossSum, gather, readback };
+  }
+
+  /** Applies the reduced sum in this.grad, at the step's learning rate, or skips it for NaN or Inf. */
+  private update(cmd: StepCommand): { nonFinite: boolean; gradNorm?: number } {
+    const { spec, replica, log } = this.o;
+    setLearningRate(replica.optimizer, cmd.lr);
+    // The reduced buffer is bit-identical on every rank, so every rank decides alike to skip.
+    const { nonFinite, gradNorm } = replica.step.apply(this.grad, cmd.globalCount, replica.optimizer, {
+      clipNorm: spec.optimizer.clipNorm,
+      weightDecay: spec.optimizer.weightDecay,
+      learningRate: cmd.lr,
+    });
+    if (nonFinite) log.warn('NaN or Inf in the reduced gradient; update skipped', { step: cmd.step });
+    else replica.appliedStep = cmd.step;
+    return { nonFinite, gradNorm };
   }
 }
