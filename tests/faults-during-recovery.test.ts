@@ -41,12 +41,14 @@ describe('a failure during recovery', () => {
       epochs: EPOCHS,
       hashCheckEvery: 1,
       workers: { min: 2, max: 4 },
-      faults: { heartbeatTimeoutMs: 1000, rejoinTimeoutMs: 20000 },
+      // Three heartbeat periods: a worker slowed by a loaded machine is not taken for lost.
+      faults: { heartbeatTimeoutMs: 3000, rejoinTimeoutMs: 20000 },
       output: join(dir.path, 'out'),
     });
     const cluster = await startLocalCluster({ job: file, workers: 4, nats: nats.url, onWorkerOutput: () => {} });
     let first: string | undefined;
     let second: string | undefined;
+    let forming: number | undefined;
     // The coordinator's commands, as the workers see them: the generation command of the recovery
     // from the first loss is the moment the coordinator starts forming that generation.
     const sub = watcher.subscribe(jobSubjects(name).control, {
@@ -54,6 +56,7 @@ describe('a failure during recovery', () => {
         const r = decodeMessage(commandSchema, m.data, { maxBytes: 1 << 24, job: name });
         if (!r.ok || r.value.type !== 'generation' || !first || second) return;
         if (r.value.members.includes(first)) return;
+        forming = r.value.gen;
         second = cluster.killWorker(1);
       },
     });
@@ -66,15 +69,15 @@ describe('a failure during recovery', () => {
       await cluster.stop();
     });
     expect(first && second).toBeTruthy();
-    // The generation that lost its second member while forming never formed; the next one did.
-    expect(summary.generations.map((g) => [g.generation, g.members.length])).toEqual([
-      [1, 4],
-      [3, 2],
-    ]);
-    expect(summary.generations[1].members).not.toContain(first);
-    expect(summary.generations[1].members).not.toContain(second);
-    expect(new Set(summary.generations[1].hashes).size).toBe(1);
-    expect(summary.abortedSteps).toBe(2);
+    // The generation that lost a member while forming never formed; the next one did, without both.
+    const formed = summary.generations.map((g) => g.generation);
+    expect(formed).not.toContain(forming);
+    const last = summary.generations[summary.generations.length - 1];
+    expect(last.generation).toBeGreaterThan(forming!);
+    expect(last.members).not.toContain(first);
+    expect(last.members).not.toContain(second);
+    expect(new Set(last.hashes).size).toBe(1);
+    expect(summary.abortedSteps).toBeGreaterThanOrEqual(2);
     expect(summary.worldSize).toBe(2);
     expect(summary.steps).toBe(EPOCHS * (TRAIN / BATCH));
     expect(uncoveredOrRepeated(summary.committed, EPOCHS, TRAIN)).toEqual([]);
