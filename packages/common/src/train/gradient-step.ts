@@ -140,7 +140,7 @@ export class GradientStep {
     }
     const mean = this.mean;
     const count = Math.fround(globalCount);
-    // Squares summed in float64 in index order: the same bits in give the same norm on every rank.
+    // globalNorm's sum, in the same walk: float64 in index order, so every rank gets the same norm.
     let squares = 0;
     for (let i = 0; i < reducedSum.length; i++) {
       const v = reducedSum[i];
@@ -223,7 +223,10 @@ export class GradientStep {
   }
 }
 
-/** L2 norm of a buffer, summed in float64 in index order: the same bits in give the same norm on every rank. */
+/**
+ * L2 norm of a buffer, summed in float64 in index order: the same bits in give the same norm on every
+ * rank. GradientStep.apply takes the same sum in its one walk over the reduced gradient.
+ */
 export function globalNorm(values: Float32Array): number {
   let sum = 0;
   for (let i = 0; i < values.length; i++) sum += values[i] * values[i];
