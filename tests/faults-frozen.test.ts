@@ -38,7 +38,7 @@ describe('a frozen worker', () => {
       epochs: EPOCHS,
       hashCheckEvery: 1,
       workers: { min: 2, max: 3 },
-      faults: { heartbeatTimeoutMs: 1000, rejoinTimeoutMs: 20000 },
+      faults: { heartbeatTimeoutMs: 2000, rejoinTimeoutMs: 20000 },
       output: join(dir.path, 'out'),
     });
     const { log, lines } = captureLog();

@@ -40,7 +40,7 @@ describe.each(OPTIMIZERS)('recovery with %s', (type) => {
     epochs: EPOCHS,
     seed: 5,
     hashCheckEvery: 1,
-    faults: { heartbeatTimeoutMs: 1000, rejoinTimeoutMs: 20000 },
+    faults: { heartbeatTimeoutMs: 2000, rejoinTimeoutMs: 20000 },
     output: join(dir.path, name),
     ...extra,
   });

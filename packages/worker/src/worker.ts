@@ -121,7 +121,9 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerResult> {
     const sub = nc.subscribe(subjects.control, { callback: (_e, m) => dispatcher.receive(m) });
     await nc.flush();
     await membership.register();
-    const beat = setInterval(() => membership.heartbeat(), opts.heartbeatMs ?? 1_000);
+    // Several beats per timeout, so one late beat (a long micro-batch, a loaded machine) is not a loss.
+    const every = opts.heartbeatMs ?? Math.min(1_000, Math.floor(spec.faults.heartbeatTimeoutMs / 4));
+    const beat = setInterval(() => membership.heartbeat(), every);
     void dispatcher.watchConnection();
     try {
       return await dispatcher.run();
