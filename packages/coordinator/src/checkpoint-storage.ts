@@ -1,10 +1,18 @@
-// Where checkpoints live: a directory (each checkpoint a subdirectory written under a temporary name
-// and renamed into place) or a NATS JetStream object store bucket (each file an object; the meta
-// object is written last, so a checkpoint without it is ignored). Both keep the same names.
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+// Where checkpoints live: a directory (each checkpoint a subdirectory written under a temporary name,
+// flushed to disk and renamed into place) or a NATS JetStream object store bucket (each file an
+// object; the meta object is written last, so a checkpoint without it is ignored). Both keep the same
+// names.
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Objm, type ObjectStore } from '@nats-io/obj';
-import { parseObjectUrl, type NatsConnection } from '@tfjs-ddp/common';
+import {
+  parseObjectUrl,
+  syncDirectory,
+  temporaryName,
+  writeFileAtomic,
+  writeFileSynced,
+  type NatsConnection,
+} from '@tfjs-ddp/common';
 
 export interface CheckpointStorage {
   readonly location: string;
@@ -14,8 +22,9 @@ export interface CheckpointStorage {
   list(prefix: string, marker: string): Promise<string[]>;
   read(name: string, file: string): Promise<Uint8Array>;
   remove(name: string): Promise<void>;
-  /** A file beside the checkpoints (the completed marker). */
+  /** A file beside the checkpoints (the completed marker), replaced whole or not at all. */
   putFile(file: string, data: Uint8Array): Promise<void>;
+  /** False only when the file is absent; one that is there but cannot be read is an error naming it. */
   hasFile(file: string): Promise<boolean>;
   removeFile(file: string): Promise<void>;
 }
@@ -26,12 +35,18 @@ export class DirectoryStorage implements CheckpointStorage {
   async write(name: string, files: { name: string; data: Uint8Array }[]): Promise<string> {
     await mkdir(this.location, { recursive: true });
     const final = join(this.location, name);
-    const tmp = join(this.location, `.${name}.tmp-${process.pid}`);
-    await rm(tmp, { recursive: true, force: true });
-    await mkdir(tmp);
-    for (const f of files) await writeFile(join(tmp, f.name), f.data);
-    await rm(final, { recursive: true, force: true });
-    await rename(tmp, final);
+    const tmp = temporaryName(final);
+    try {
+      await mkdir(tmp);
+      for (const f of files) await writeFileSynced(join(tmp, f.name), f.data);
+      await syncDirectory(tmp);
+      await rm(final, { recursive: true, force: true });
+      await rename(tmp, final);
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true });
+      throw err;
+    }
+    await syncDirectory(this.location);
     return final;
   }
 
@@ -53,16 +68,20 @@ export class DirectoryStorage implements CheckpointStorage {
   }
 
   async putFile(file: string, data: Uint8Array): Promise<void> {
-    await mkdir(this.location, { recursive: true });
-    await writeFile(join(this.location, file), data);
+    await writeFileAtomic(join(this.location, file), data);
   }
 
   async hasFile(file: string): Promise<boolean> {
+    const path = join(this.location, file);
     try {
-      await readFile(join(this.location, file));
+      await readFile(path);
       return true;
-    } catch {
-      return false;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw new Error(
+        `cannot read ${path}: ${(err as Error).message}; it must be a readable file (or absent) for the job to know whether its last run completed`,
+        { cause: err },
+      );
     }
   }
 
@@ -129,8 +148,15 @@ export class ObjectStoreStorage implements CheckpointStorage {
   }
 
   async hasFile(file: string): Promise<boolean> {
-    const info = await (await this.os()).info(`${this.prefix}${file}`);
-    return info !== null && !info.deleted;
+    const os = await this.os();
+    try {
+      const info = await os.info(`${this.prefix}${file}`);
+      return info !== null && !info.deleted;
+    } catch (err) {
+      throw new Error(`cannot read object ${this.prefix}${file} of ${this.location}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
   }
 
   async removeFile(file: string): Promise<void> {
