@@ -8,7 +8,7 @@ import { Objm, type ObjectStore } from '@nats-io/obj';
 import {
   parseObjectUrl,
   syncDirectory,
-  temporaryName,
+  uniqueSibling,
   writeFileAtomic,
   writeFileSynced,
   type NatsConnection,
@@ -35,7 +35,7 @@ export class DirectoryStorage implements CheckpointStorage {
   async write(name: string, files: { name: string; data: Uint8Array }[]): Promise<string> {
     await mkdir(this.location, { recursive: true });
     const final = join(this.location, name);
-    const tmp = temporaryName(final);
+    const tmp = uniqueSibling(final);
     try {
       await mkdir(tmp);
       for (const f of files) await writeFileSynced(join(tmp, f.name), f.data);
