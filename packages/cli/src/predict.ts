@@ -107,11 +107,13 @@ export async function predict(
 ): Promise<number[][]> {
   const inputShape = fitSamples(model, samples.shape, 'the samples');
   const x = tf.tensor(samples.values, [samples.count, ...inputShape]);
-  const y = tf.tidy(() => tf.reshape(model.predict(x), [samples.count, -1]));
+  const held = [x];
   try {
+    const y = tf.tidy(() => tf.reshape(model.predict(x), [samples.count, -1]));
+    held.push(y);
     return (await y.array()) as number[][];
   } finally {
-    tf.dispose([x, y]);
+    tf.dispose(held);
   }
 }
 
@@ -119,9 +121,12 @@ export async function runPredict(ctx: CliContext, args: PredictArgs): Promise<nu
   try {
     const backend = await selectBackend(args.backend ?? 'auto', createLogger('predict'));
     const model = await loadModel(args.model, backend.tf);
-    const samples = await readSamples(args.input);
-    const predictions = await predict(model, samples, backend.tf);
-    model.dispose();
+    let predictions: number[][];
+    try {
+      predictions = await predict(model, await readSamples(args.input), backend.tf);
+    } finally {
+      model.dispose();
+    }
     const out = JSON.stringify({ count: predictions.length, predictions }) + '\n';
     if (args.output) {
       await writeFile(args.output, out);
@@ -154,16 +159,22 @@ export async function runEvaluate(ctx: CliContext, args: EvaluateArgs): Promise<
       moduleLoss = built.loss;
     }
     const [model, test] = await Promise.all([loadModel(args.model, tf), loadSource(spec.data.test)]);
+    const held: { dispose(): void }[] = [model];
+    let result: Awaited<ReturnType<typeof evaluate>>;
     // A language model scores next-token predictions from logits; every other model with the job's loss.
     const language = model instanceof TransformerLM;
-    const loss = language ? tokenCrossEntropy : spec.loss ? lossByName(spec.loss) : moduleLoss;
-    if (!loss) throw new Error(`${args.job} names no loss; evaluate needs one`);
-    const inputShape = fitSamples(model, test.featureShape, `the test samples of ${args.job}`);
-    const x = tf.tensor(test.x, [test.count, ...inputShape]);
-    const y = tf.tensor(test.y, [test.count, ...(test.labelShape ?? [1])]);
-    const result = await evaluate(model, { x, y }, loss, language ? [] : spec.metrics);
-    tf.dispose([x, y]);
-    model.dispose();
+    try {
+      const loss = language ? tokenCrossEntropy : spec.loss ? lossByName(spec.loss) : moduleLoss;
+      if (!loss) throw new Error(`${args.job} names no loss; evaluate needs one`);
+      const inputShape = fitSamples(model, test.featureShape, `the test samples of ${args.job}`);
+      const x = tf.tensor(test.x, [test.count, ...inputShape]);
+      held.push(x);
+      const y = tf.tensor(test.y, [test.count, ...(test.labelShape ?? [1])]);
+      held.push(y);
+      result = await evaluate(model, { x, y }, loss, language ? [] : spec.metrics);
+    } finally {
+      for (const h of held) h.dispose();
+    }
     const extra = language ? { perplexity: Math.exp(result.loss) } : {};
     ctx.stdout(JSON.stringify({ count: result.count, loss: result.loss, ...result.metrics, ...extra }) + '\n');
     return 0;

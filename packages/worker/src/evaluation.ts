@@ -11,6 +11,7 @@ import {
   type Tf,
   type TrainableModel,
 } from '@tfjs-ddp/common';
+import type { Tensor } from '@tensorflow/tfjs';
 import { BatchBuffers, range } from './batch.js';
 import type { JobData } from './job-data.js';
 
@@ -42,13 +43,16 @@ export async function evaluateSlice(
     if (at > start) await yieldToEventLoop();
     const n = Math.min(batchSize, start + count - at);
     const { x, y } = buffers.tensors(ds, range(at, n));
-    const pred = tf.tidy(() => model.predict(x, { training: false }));
-    const sum = tf.tidy(() => tf.sum(loss(y, pred)));
+    const held: Tensor[] = [x, y];
     try {
+      const pred = tf.tidy(() => model.predict(x, { training: false }));
+      held.push(pred);
+      const sum = tf.tidy(() => tf.sum(loss(y, pred)));
+      held.push(sum);
       lossSum += (await sum.data())[0];
       await acc.update(y, pred);
     } finally {
-      tf.dispose([x, y, pred, sum]);
+      tf.dispose(held);
     }
   }
   const c = acc.counts();

@@ -49,8 +49,13 @@ export class MetricAccumulator {
       const correct = tf.sum(tf.cast(tf.equal(predicted, actual), 'float32'));
       return tf.stack([correct, tf.scalar(0), tf.scalar(0), tf.scalar(0)]);
     });
-    const [correct, tp, fp, fn] = await counts.data();
-    counts.dispose();
+    let values: Float32Array | Int32Array | Uint8Array;
+    try {
+      values = await counts.data();
+    } finally {
+      counts.dispose();
+    }
+    const [correct, tp, fp, fn] = values;
     this.correct += correct;
     this.truePositives += tp;
     this.falsePositives += fp;

@@ -72,8 +72,12 @@ export async function generate(model: TransformerLM, prompt: string, options: Ge
       const out = model.predict(tf.tensor2d([window], [1, window.length], 'int32'));
       return tf.slice(out, [0, window.length - 1, 0], [1, 1, vocabSize]);
     });
-    const values = (await logits.data()) as Float32Array;
-    logits.dispose();
+    let values: Float32Array;
+    try {
+      values = (await logits.data()) as Float32Array;
+    } finally {
+      logits.dispose();
+    }
     const next = sampleToken(values, options.temperature, options.topK ?? 0, rng);
     if (next === tokenizer.endOfText) return { completion: tokenizer.decode(tokens), tokens, stop: 'endOfText' };
     tokens.push(next);
