@@ -3,6 +3,7 @@
 // adds and checks the protocol version field `v`, so it is not part of these schemas.
 import { z } from 'zod';
 import { STEP_PHASES, type StepPhase } from '../metrics/phases.js';
+import { MAX_CHUNKS } from './chunks.js';
 
 const workerId = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/);
 const int = z.number().int().nonnegative();
@@ -13,10 +14,10 @@ const anyNumber = z.custom<number>((v) => typeof v === 'number', { message: 'exp
 /** A rank's part of a step: [start, count) into the epoch's permutation (or the split, for evaluation). */
 export const sliceSchema = z.tuple([int, int]);
 
-/** One chunk of a blob too large for one message (see chunks.ts). */
+/** One chunk of a blob too large for one message (see chunks.ts, which bounds the count by MAX_BLOB_BYTES). */
 const chunkFields = {
-  index: int,
-  total: z.number().int().positive(),
+  index: int.max(MAX_CHUNKS - 1),
+  total: z.number().int().positive().max(MAX_CHUNKS),
   data: z.custom<Uint8Array>((v) => v instanceof Uint8Array, { message: 'expected bytes' }),
 };
 
