@@ -6,6 +6,7 @@
 import {
   byteView,
   ChunkAssembler,
+  type AssemblerLimits,
   createCommHook,
   createOptimizer,
   floatsOf,
@@ -98,12 +99,15 @@ export class Replica {
   /** Scratch for reading the parameters back (sync, checkpoints, hashes). */
   private readonly weights: Float32Array;
   private best?: Float32Array;
-  private readonly loading = new ChunkAssembler();
+  /** A checkpoint's state in chunks; one the coordinator stopped sending is dropped after stepMs, when it gave up too. */
+  private readonly loading: ChunkAssembler;
 
   constructor(
     readonly step: GradientStep,
     private readonly spec: JobSpec,
+    onLoadDrop?: AssemblerLimits['onDrop'],
   ) {
+    this.loading = new ChunkAssembler({ maxAgeMs: spec.timeouts.stepMs, onDrop: onLoadDrop });
     this.scheduled = createOptimizer(spec.optimizer);
     this.weights = new Float32Array(step.size);
     this.hook = createCommHook(
@@ -184,6 +188,7 @@ export class Replica {
   }
 
   dispose(): void {
+    this.loading.clear();
     this.scheduled.dispose();
   }
 

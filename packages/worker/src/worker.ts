@@ -104,7 +104,10 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerResult> {
       },
       stopped: stopped.signal,
     });
-    const replica = new Replica(step, spec);
+    const replica = new Replica(step, spec, (name, kind, detail) => {
+      if (kind === 'expired') log.warn('dropped a partial checkpoint load', { name, reason: detail });
+      else observer.invalid(kind, `load chunk of ${name}: ${detail}`, subjects.control);
+    });
     // One set of host batch buffers for training, evaluation and predictions: they run one at a time.
     const batches = new BatchBuffers(tf);
     const parts = { nc, tf, spec, workerId, built, data, replica, batches, log, metrics };
