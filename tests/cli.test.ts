@@ -1,5 +1,5 @@
 // The tfjs-ddp command line, run in-process through runCli with captured output.
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -145,6 +145,85 @@ describe('tfjs-ddp evaluate', () => {
     expect(stderr).toContain(
       `tfjs-ddp evaluate: the test samples of ${job} have shape [3] (3 values each) but the model takes samples of shape [2] (2 values)`,
     );
+  });
+});
+
+describe('a model saved from a custom module', () => {
+  const moduleFixture = resolve(repo, 'tests/fixtures/models/explicit-variables.mjs');
+
+  /**
+   * A variables model saved by the fixture module, whose module.json was then pointed at another
+   * module, as in files that came from elsewhere: that module leaves a marker file when imported.
+   */
+  async function foreignModel(): Promise<{ modelDir: string; ran: () => boolean }> {
+    const tf = await import('@tensorflow/tfjs');
+    const { createModel } = await import('@tfjs-ddp/common');
+    const { model } = await createModel({ module: moduleFixture, params: { inputs: 3, hidden: 4 } }, tf, {
+      loss: 'mse',
+      seed: 1,
+    });
+    const modelDir = join(dir, 'from-elsewhere');
+    await model.save(modelDir);
+    model.dispose();
+    const marker = join(dir, 'foreign-module-ran');
+    const foreign = join(dir, 'foreign-module.mjs');
+    await writeFile(
+      foreign,
+      `import { writeFileSync } from 'node:fs';\nwriteFileSync(${JSON.stringify(marker)}, 'ran');\n`,
+    );
+    const source = JSON.parse(readFileSync(join(modelDir, 'module.json'), 'utf8'));
+    await writeFile(join(modelDir, 'module.json'), JSON.stringify({ ...source, module: foreign }));
+    return { modelDir, ran: () => existsSync(marker) };
+  }
+
+  it('is loaded only with the module the user names: predict and evaluate need --module or the job file, generate refuses it', async () => {
+    const { modelDir, ran } = await foreignModel();
+    const samples = join(dir, 'three-features.json');
+    await writeFile(
+      samples,
+      JSON.stringify([
+        [1, 2, 3],
+        [0, 0.5, -1],
+      ]),
+    );
+    const job = await specFile('module-model', {
+      ...linear(),
+      model: { module: moduleFixture, params: { inputs: 3, hidden: 4 } },
+      data: {
+        train: { type: 'synthetic-linear', n: 20, w: [1, 2, 3], b: 0, seed: 1 },
+        test: { type: 'synthetic-linear', n: 10, w: [1, 2, 3], b: 0, seed: 2 },
+      },
+      earlyStopping: undefined,
+    });
+    const unnamed = await run(['predict', '--model', modelDir, '--input', samples, '--backend', 'cpu']);
+    expect(unnamed.code).toBe(1);
+    expect(unnamed.stderr).toContain(`tfjs-ddp predict: ${modelDir} holds a model of a custom module`);
+    expect(unnamed.stderr).toContain('give it with --module PATH');
+    const generated = await run(['generate', '--model', modelDir, '--backend', 'cpu']);
+    expect(generated.code).toBe(1);
+    expect(generated.stderr).toContain(
+      `tfjs-ddp generate: ${modelDir} holds a model of a custom module, not a transformer-lm`,
+    );
+    expect(ran(), 'the module named by the saved module.json was imported').toBe(false);
+
+    const named = await run([
+      'predict',
+      '--model',
+      modelDir,
+      '--input',
+      samples,
+      '--module',
+      moduleFixture,
+      '--backend',
+      'cpu',
+    ]);
+    expect(named.stderr).not.toContain('tfjs-ddp predict:');
+    expect(named.code).toBe(0);
+    expect(JSON.parse(named.stdout).count).toBe(2);
+    const fromJob = await run(['evaluate', '--model', modelDir, '--job', job, '--backend', 'cpu']);
+    expect(fromJob.code).toBe(0);
+    expect(JSON.parse(fromJob.stdout).count).toBe(10);
+    expect(ran(), 'the module named by the saved module.json was imported').toBe(false);
   });
 });
 

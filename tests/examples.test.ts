@@ -64,6 +64,8 @@ describe('example jobs on a local cluster', () => {
         join(output, 'model'),
         '--input',
         input,
+        // A custom module's model loads only with the module named by the user, here the job's.
+        ...('module' in spec.model ? ['--module', spec.model.module] : []),
       ]);
       const predicted = JSON.parse(stdout) as { predictions: number[][] };
       expect(predicted.predictions).toHaveLength(n);

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import {
   JobSpecError,
   LOSSES,
   loadModel,
+  ModelModuleRequiredError,
   MetricAccumulator,
   validateJobSpec,
   VariablesTrainableModel,
@@ -236,9 +238,39 @@ describe('saving and loading', () => {
     const out = join(dir, 'variables');
     await model.save(out);
     expect((await readdir(out)).sort()).toEqual(['group1-shard1of1.bin', 'model.json', 'module.json']);
-    const loaded = await loadModel(out);
+    const loaded = await loadModel(out, tf, { module: fixture('explicit-variables.mjs') });
     expect(loaded).toBeInstanceOf(VariablesTrainableModel);
     expect((loaded as VariablesTrainableModel).names).toEqual(['w1', 'b1', 'w2', 'b2']);
+    const x = tf.randomNormal([5, 3], 0, 1, 'float32', 3);
+    expect(loaded.predict(x).arraySync()).toEqual(model.predict(x).arraySync());
+    [model, loaded].forEach((m) => m.dispose());
+  });
+
+  it('never imports the module that saved files name: the caller must name it, and its module is the one run', async () => {
+    const { model } = await createModel(
+      { module: fixture('explicit-variables.mjs'), params: { inputs: 3, hidden: 4 } },
+      tf,
+      { loss: 'mse', seed: 11 },
+    );
+    const out = join(dir, 'variables-from-elsewhere');
+    await model.save(out);
+    // Files that came from elsewhere: their module.json names a module that does something when imported.
+    const marker = join(dir, 'foreign-module-ran');
+    const foreign = join(dir, 'foreign-module.mjs');
+    await writeFile(
+      foreign,
+      `import { writeFileSync } from 'node:fs';\nwriteFileSync(${JSON.stringify(marker)}, 'ran');\n` +
+        `export function createModel() { throw new Error('the foreign module built the model'); }\n`,
+    );
+    const source = JSON.parse(await readFile(join(out, 'module.json'), 'utf8'));
+    await writeFile(join(out, 'module.json'), JSON.stringify({ ...source, module: foreign }));
+    await expect(loadModel(out)).rejects.toThrow(ModelModuleRequiredError);
+    await expect(loadModel(out)).rejects.toThrow(
+      `${out} holds a model of a custom module (its module.json says ${JSON.stringify(foreign)}); loading it runs that module's code, so the module must be named by whoever loads it`,
+    );
+    expect(existsSync(marker), 'the module named by module.json was imported').toBe(false);
+    const loaded = await loadModel(out, tf, { module: fixture('explicit-variables.mjs') });
+    expect(existsSync(marker), 'the module named by module.json was imported').toBe(false);
     const x = tf.randomNormal([5, 3], 0, 1, 'float32', 3);
     expect(loaded.predict(x).arraySync()).toEqual(model.predict(x).arraySync());
     [model, loaded].forEach((m) => m.dispose());
@@ -259,7 +291,7 @@ describe('saving and loading', () => {
     // Counted by variables: the fixture leaves its initial values behind, the loader must not leave the model.
     const variables = () => Object.keys(tf.engine().registeredVariables).length;
     const before = variables();
-    await expect(loadModel(out)).rejects.toThrow(
+    await expect(loadModel(out, tf, { module: fixture('explicit-variables.mjs') })).rejects.toThrow(
       `saved weights do not match module ${fixture('explicit-variables.mjs')}: variable 'w1' expects shape [3, 5], saved [3, 4]`,
     );
     expect(variables()).toBe(before);

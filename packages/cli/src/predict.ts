@@ -10,6 +10,7 @@ import {
   gunzipIfCompressed,
   loadModel,
   loadSource,
+  ModelModuleRequiredError,
   lossByName,
   loadJobSpec,
   parseIdxImages,
@@ -19,6 +20,7 @@ import {
   tokenCrossEntropy,
   type BackendRequest,
   type LossFn,
+  type Tf,
   type TrainableModel,
 } from '@tfjs-ddp/common';
 import type { CliContext } from './commands/context.js';
@@ -79,7 +81,19 @@ export interface PredictArgs {
   model: string;
   input: string;
   output?: string;
+  /** The module of a model saved from a custom module (--module). */
+  module?: string;
   backend?: BackendRequest;
+}
+
+/** loadModel, saying how to name the module (`how`, for this command) when a custom module's model needs it. */
+async function loadSavedModel(path: string, tf: Tf, module: string | undefined, how: string): Promise<TrainableModel> {
+  try {
+    return await loadModel(path, tf, { module });
+  } catch (err) {
+    if (err instanceof ModelModuleRequiredError) throw new Error(`${err.message}; ${how}`, { cause: err });
+    throw err;
+  }
 }
 
 /**
@@ -120,7 +134,12 @@ export async function predict(
 export async function runPredict(ctx: CliContext, args: PredictArgs): Promise<number> {
   try {
     const backend = await selectBackend(args.backend ?? 'auto', createLogger('predict'));
-    const model = await loadModel(args.model, backend.tf);
+    const model = await loadSavedModel(
+      args.model,
+      backend.tf,
+      args.module,
+      'give it with --module PATH (the model.module of the job that trained it)',
+    );
     let predictions: number[][];
     try {
       predictions = await predict(model, await readSamples(args.input), backend.tf);
@@ -142,6 +161,8 @@ export async function runPredict(ctx: CliContext, args: PredictArgs): Promise<nu
 export interface EvaluateArgs {
   model: string;
   job: string;
+  /** The module of a model saved from a custom module; default: the job's model.module. */
+  module?: string;
   backend?: BackendRequest;
 }
 
@@ -158,7 +179,14 @@ export async function runEvaluate(ctx: CliContext, args: EvaluateArgs): Promise<
       built.model.dispose();
       moduleLoss = built.loss;
     }
-    const [model, test] = await Promise.all([loadModel(args.model, tf), loadSource(spec.data.test)]);
+    const module = args.module ?? ('module' in spec.model ? spec.model.module : undefined);
+    const test = await loadSource(spec.data.test);
+    const model = await loadSavedModel(
+      args.model,
+      tf,
+      module,
+      `${args.job} names no model.module; give the module with --module PATH, or evaluate with the job file that trained the model`,
+    );
     const held: { dispose(): void }[] = [model];
     let result: Awaited<ReturnType<typeof evaluate>>;
     // A language model scores next-token predictions from logits; every other model with the job's loss.

@@ -3,11 +3,12 @@ import type { CommandModule } from 'yargs';
 import { withEnv } from '../env.js';
 import type { CliContext } from './context.js';
 import { runEvaluate } from '../predict.js';
-import { backendFlag, jobFlag, modelFlag } from './shared-flags.js';
+import { backendFlag, jobFlag, modelFlag, moduleFlag } from './shared-flags.js';
 
 const flags = {
   model: modelFlag,
   job: jobFlag,
+  module: { ...moduleFlag, describe: `${moduleFlag.describe}; default: the job file's model.module` },
   backend: backendFlag,
 } as const;
 

@@ -2,7 +2,15 @@
 // output/model), continuing a prompt.
 import { randomInt } from 'node:crypto';
 import type { CommandModule } from 'yargs';
-import { createLogger, generate, loadModel, selectBackend, TransformerLM, type BackendRequest } from '@tfjs-ddp/common';
+import {
+  createLogger,
+  generate,
+  loadModel,
+  ModelModuleRequiredError,
+  selectBackend,
+  TransformerLM,
+  type BackendRequest,
+} from '@tfjs-ddp/common';
 import { withEnv } from '../env.js';
 import type { CliContext } from './context.js';
 import { backendFlag, wholeNumberFlag } from './shared-flags.js';
@@ -38,7 +46,16 @@ export interface GenerateArgs {
 export async function runGenerate(ctx: CliContext, args: GenerateArgs): Promise<number> {
   try {
     const backend = await selectBackend(args.backend ?? 'auto', createLogger('generate'));
-    const model = await loadModel(args.model, backend.tf);
+    const model = await loadModel(args.model, backend.tf).catch((err: unknown) => {
+      // A custom module's model is never a language model: say so without running its module.
+      if (err instanceof ModelModuleRequiredError) {
+        throw new Error(
+          `${args.model} holds a model of a custom module, not a transformer-lm; generate samples text from transformer-lm models`,
+          { cause: err },
+        );
+      }
+      throw err;
+    });
     try {
       if (!(model instanceof TransformerLM)) {
         throw new Error(

@@ -2,7 +2,7 @@
 import type { CommandModule } from 'yargs';
 import { withEnv } from '../env.js';
 import type { CliContext } from './context.js';
-import { backendFlag, modelFlag } from './shared-flags.js';
+import { backendFlag, modelFlag, moduleFlag } from './shared-flags.js';
 import { runPredict } from '../predict.js';
 
 const flags = {
@@ -13,6 +13,7 @@ const flags = {
     describe: 'samples to predict: a .csv, an IDX images file or a .json array',
   },
   output: { type: 'string', describe: 'file for the predictions (JSON); standard output when absent' },
+  module: moduleFlag,
   backend: backendFlag,
 } as const;
 

@@ -14,6 +14,14 @@ export const modelFlag = {
   describe: 'directory of a trained model (the output/model of a job)',
 } as const satisfies Options;
 
+/** Loading a custom module's model runs the module: the user names it, the saved files never do. */
+export const moduleFlag = {
+  type: 'string',
+  requiresArg: true,
+  describe:
+    "the ES module that defines the model (the job's model.module); needed for a model saved from a custom module, whose saved files are never trusted to name code",
+} as const satisfies Options;
+
 export const backendFlag = {
   choices: BACKEND_REQUESTS,
   default: 'auto',

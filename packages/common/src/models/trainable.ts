@@ -54,9 +54,12 @@ export interface VariablesModelDefinition {
   dispose?(): void;
 }
 
-/** Where a variables model came from, so a saved one can be rebuilt by re-running its module. */
+/**
+ * Where a variables model came from, saved beside its weights as module.json: the params and seed its
+ * module rebuilds it with. The module itself must be named again by whoever loads it (see persist.ts).
+ */
 export interface ModuleSource {
-  /** Absolute path of the ES module. */
+  /** Absolute path of the ES module that wrote the model; for people to read, never imported from here. */
   module: string;
   params: Record<string, unknown>;
   seed: number;
