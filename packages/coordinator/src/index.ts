@@ -9,3 +9,4 @@ export * from './timeline/index.js';
 export * from './report/index.js';
 export * from './checkpoints.js';
 export * from './checkpoint-storage.js';
+export * from './committed-ranges.js';
