@@ -11,6 +11,7 @@ import {
   type PlannedStep,
   type Report,
 } from '@tfjs-ddp/common';
+import { commitRange } from './committed-ranges.js';
 import type { ControlPlane } from './control.js';
 import { checkReplicasEqual, type Generations } from './generations.js';
 import type { Membership } from './membership.js';
@@ -85,7 +86,7 @@ export class StepDriver {
         () => undefined,
       );
       plan.advance();
-      progress.committed.push([step.epoch, step.start, step.globalCount]);
+      commitRange(progress.committed, step.epoch, step.start, step.globalCount);
       let stepLoss = 0;
       if (reports) {
         if (this.hashDue(at)) checkReplicasEqual(reports, `step ${at}`);

@@ -1,5 +1,6 @@
 // What a job hands back and leaves in its output directory (summary.json): the result types, the
 // progress a checkpoint carries so a resumed job reports the whole run, and writing the file.
+import type { CommittedRange } from './committed-ranges.js';
 import { join } from 'node:path';
 import { writeFileAtomic } from '@tfjs-ddp/common';
 import type { RunHistory } from './timeline/history.js';
@@ -48,8 +49,8 @@ export interface JobSummary {
   nonFiniteSteps: number;
   /** Every membership generation: when it started, its members in rank order, whose state it took. */
   generations: GenerationRecord[];
-  /** The data-plan ranges whose updates were applied, in order: [epoch, start, count]. */
-  committed: [number, number, number][];
+  /** The data-plan ranges whose updates were applied, in order: [epoch, start, count], contiguous ones merged. */
+  committed: CommittedRange[];
   /** The step a restarted coordinator resumed at, from a checkpoint. */
   resumedAtStep?: number;
   checkpoints: string[];
@@ -73,7 +74,7 @@ export interface GenerationRecord {
 /** What a checkpoint carries of the run so far, so a resumed job's summary covers all of it. */
 export interface TrainingProgress {
   epochs: EpochSummary[];
-  committed: [number, number, number][];
+  committed: CommittedRange[];
   nonFiniteSteps: number;
   checkpoints: string[];
   stoppedEarly: boolean;
