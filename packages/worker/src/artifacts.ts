@@ -12,14 +12,21 @@ import {
   type TrainableModel,
 } from '@tfjs-ddp/common';
 
+/** What a shipment answers: the command (`id`) of generation `gen` that asked for it, and who sends it where. */
+export interface Shipment {
+  subject: string;
+  job: string;
+  workerId: string;
+  gen: number;
+  id: number;
+}
+
 export async function shipFiles(
   nc: NatsConnection,
-  subject: string,
-  job: string,
-  workerId: string,
-  id: number,
+  shipment: Shipment,
   files: { name: string; data: Uint8Array }[],
 ): Promise<{ name: string; bytes: number }[]> {
+  const { subject, job, workerId, gen, id } = shipment;
   const limit = maxPayload(nc);
   for (const { name, data } of files) {
     const chunks = splitChunks(data, limit);
@@ -30,6 +37,7 @@ export async function shipFiles(
           type: 'artifact',
           job,
           workerId,
+          gen,
           id,
           name,
           index,
@@ -45,10 +53,7 @@ export async function shipFiles(
 
 export async function shipModel(
   nc: NatsConnection,
-  subject: string,
-  job: string,
-  workerId: string,
-  id: number,
+  shipment: Shipment,
   model: TrainableModel,
 ): Promise<{ name: string; bytes: number }[]> {
   const dir = await mkdtemp(join(tmpdir(), 'tfjs-ddp-model-'));
@@ -58,7 +63,7 @@ export async function shipModel(
     const files = await Promise.all(
       names.map(async (name) => ({ name, data: new Uint8Array(await readFile(join(dir, name))) })),
     );
-    return await shipFiles(nc, subject, job, workerId, id, files);
+    return await shipFiles(nc, shipment, files);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -159,10 +159,10 @@ export class Dispatcher {
         return this.report({ type: 'done', gen, id: cmd.id, restored });
       }
       case 'checkpoint':
-        if (rank === 0) this.report(await this.o.files.checkpoint(cmd.id));
+        if (rank === 0) this.report(await this.o.files.checkpoint(cmd.id, cmd.gen));
         return;
       case 'save':
-        if (rank === 0) this.report(await this.o.files.save(cmd.id, cmd.predictSamples));
+        if (rank === 0) this.report(await this.o.files.save(cmd.id, cmd.gen, cmd.predictSamples));
         return;
     }
   }

@@ -10,7 +10,8 @@ import {
   type Tf,
   type BuiltModel,
 } from '@tfjs-ddp/common';
-import { shipFiles, shipModel } from './artifacts.js';
+import type { Tensor } from '@tensorflow/tfjs';
+import { shipFiles, shipModel, type Shipment } from './artifacts.js';
 import { range, type BatchBuffers } from './batch.js';
 import type { JobData } from './job-data.js';
 import type { Replica } from './replica.js';
@@ -34,28 +35,36 @@ export interface Rank0FilesOptions {
 export class Rank0Files {
   constructor(private readonly o: Rank0FilesOptions) {}
 
-  /** The replica state as state.bin, for checkpoint command `id`. */
-  async checkpoint(id: number): Promise<SavedReport> {
-    const { nc, subject, spec, workerId, replica } = this.o;
-    const bytes = await replica.encode();
-    await shipFiles(nc, subject, spec.name, workerId, id, [{ name: 'state.bin', data: bytes }]);
-    return { type: 'saved', id, files: [{ name: 'state.bin', bytes: bytes.length }], predictions: [] };
+  /** The replica state as state.bin, for checkpoint command `id` of generation `gen`. */
+  async checkpoint(id: number, gen: number): Promise<SavedReport> {
+    const bytes = await this.o.replica.encode();
+    await shipFiles(this.o.nc, this.shipment(id, gen), [{ name: 'state.bin', data: bytes }]);
+    return { type: 'saved', gen, id, files: [{ name: 'state.bin', bytes: bytes.length }], predictions: [] };
   }
 
-  /** The model's files for save command `id`, with predictions of the first `predictSamples` test samples. */
-  async save(id: number, predictSamples: number): Promise<SavedReport> {
-    const { nc, subject, tf, spec, workerId, built, data, batches } = this.o;
-    const files = await shipModel(nc, subject, spec.name, workerId, id, built.model);
+  /** The model's files for save command `id` of generation `gen`, with predictions of the first `predictSamples` test samples. */
+  async save(id: number, gen: number, predictSamples: number): Promise<SavedReport> {
+    const { nc, tf, built, data, batches } = this.o;
+    const files = await shipModel(nc, this.shipment(id, gen), built.model);
     const predictions: number[][] = [];
     const test = data.test;
     if (test && predictSamples > 0) {
       const n = Math.min(predictSamples, test.count);
       const { x, y } = batches.tensors(test, range(0, n));
-      const pred = tf.tidy(() => tf.reshape(built.model.predict(x, { training: false }), [n, -1]));
-      predictions.push(...((await pred.array()) as number[][]));
-      tf.dispose([x, y, pred]);
+      let pred: Tensor | undefined;
+      try {
+        pred = tf.tidy(() => tf.reshape(built.model.predict(x, { training: false }), [n, -1]));
+        predictions.push(...((await pred.array()) as number[][]));
+      } finally {
+        tf.dispose(pred ? [x, y, pred] : [x, y]);
+      }
     }
-    return { type: 'saved', id, files, predictions, fit: await this.regressionFit() };
+    return { type: 'saved', gen, id, files, predictions, fit: await this.regressionFit() };
+  }
+
+  /** Files for command `id` of generation `gen`, to the coordinator. */
+  private shipment(id: number, gen: number): Shipment {
+    return { subject: this.o.subject, job: this.o.spec.name, workerId: this.o.workerId, gen, id };
   }
 
   /** A one-feature regression (mse): up to 200 test (else train) points and their predictions, for the report. */
@@ -67,9 +76,13 @@ export class Rank0Files {
     const n = Math.min(200, ds.count);
     const idx = new Int32Array(n).map((_, i) => Math.floor((i * ds.count) / n));
     const { x, y } = batches.tensors(ds, idx);
-    const pred = tf.tidy(() => tf.reshape(built.model.predict(x, { training: false }), [n]));
-    const [xs, ys, ps] = await Promise.all([x.data(), y.data(), pred.data()]);
-    tf.dispose([x, y, pred]);
-    return Array.from(idx, (_, i) => [xs[i], ys[i], ps[i]] as [number, number, number]);
+    let pred: Tensor | undefined;
+    try {
+      pred = tf.tidy(() => tf.reshape(built.model.predict(x, { training: false }), [n]));
+      const [xs, ys, ps] = await Promise.all([x.data(), y.data(), pred.data()]);
+      return Array.from(idx, (_, i) => [xs[i], ys[i], ps[i]] as [number, number, number]);
+    } finally {
+      tf.dispose(pred ? [x, y, pred] : [x, y]);
+    }
   }
 }

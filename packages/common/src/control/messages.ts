@@ -11,6 +11,12 @@ const float = z.number();
 /** A loss can overflow to Infinity or become NaN; the report must still carry it. */
 const anyNumber = z.custom<number>((v) => typeof v === 'number', { message: 'expected a number' });
 
+/** A file the coordinator writes into the job's output: a plain name, never a path or `.`/`..`. */
+const fileName = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,128}$/)
+  .refine((n) => n !== '.' && n !== '..', { message: 'expected a file name, not . or ..' });
+
 /** A rank's part of a step: [start, count) into the epoch's permutation (or the split, for evaluation). */
 export const sliceSchema = z.tuple([int, int]);
 
@@ -200,12 +206,17 @@ export const reportSchema = z.discriminatedUnion('type', [
     /** For `restore`: false when this worker holds no snapshot (it joined after it was taken). */
     restored: z.boolean().optional(),
   }),
+  /**
+   * Rank 0 shipped the files a `save` or `checkpoint` command asked for as artifact chunks. Both name
+   * the generation they were asked in: the coordinator takes them only from that generation's rank 0.
+   */
   z.object({
     ...base,
     type: z.literal('saved'),
     workerId,
+    gen: int,
     id: int,
-    files: z.array(z.object({ name: z.string().max(256), bytes: int })).max(64),
+    files: z.array(z.object({ name: fileName, bytes: int })).max(64),
     predictions: z.array(z.array(float)).max(1024),
     /** For a regression on one feature: test points as [x, y, prediction], for the report's fitted line. */
     fit: z
@@ -217,8 +228,9 @@ export const reportSchema = z.discriminatedUnion('type', [
     ...base,
     type: z.literal('artifact'),
     workerId,
+    gen: int,
     id: int,
-    name: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/),
+    name: fileName,
     ...chunkFields,
   }),
 ]);
