@@ -19,7 +19,7 @@ import {
   type Report,
   type WorkerMetrics,
 } from '@tfjs-ddp/common';
-import { CommandQueue } from './command-queue.js';
+import { COMMAND_QUEUE_LIMITS, CommandQueue } from './command-queue.js';
 import { evaluateSplit, type EvaluationParts } from './evaluation.js';
 import type { WorkerMembership } from './membership.js';
 import type { Rank0Files } from './rank0-files.js';
@@ -46,9 +46,13 @@ export interface DispatcherOptions {
 }
 
 export class Dispatcher {
-  private readonly queue = new CommandQueue<Command>();
+  private readonly queue: CommandQueue;
+  /** The generation whose step an overflow of the command queue failed (once is enough). */
+  private overflowedGen = -1;
 
-  constructor(private readonly o: DispatcherOptions) {}
+  constructor(private readonly o: DispatcherOptions) {
+    this.queue = new CommandQueue(COMMAND_QUEUE_LIMITS, () => o.membership.gen);
+  }
 
   receive(m: Msg): void {
     const { nc, spec, membership, training } = this.o;
@@ -67,7 +71,26 @@ export class Dispatcher {
     if (cmd.type === 'hello' && membership.isNewCoordinator(cmd.instance))
       membership.abort('a new coordinator started');
     if (cmd.type === 'stop') this.o.stopped.abort(new Error(`the coordinator stopped the job: ${cmd.reason}`));
-    this.queue.push(cmd);
+    const overflow = this.queue.push(cmd, m.data.length);
+    if (overflow) this.commandOverflow(overflow);
+  }
+
+  /**
+   * More commands came than the bounded queue holds, which the coordinator never sends: a command of
+   * this generation was lost. This rank's step fails (every operation of its collective does, and the
+   * coordinator hears of it), so the coordinator's recovery forms a new generation and starts over.
+   */
+  private commandOverflow(detail: string): void {
+    const { membership, observer, subjects, log, training } = this.o;
+    observer.invalid('backlog', detail, subjects.control);
+    if (this.overflowedGen === membership.gen) return;
+    this.overflowedGen = membership.gen;
+    const error = `protocol violation: ${detail}`;
+    log.error('command queue overflow; failing this generation', { generation: membership.gen, error });
+    membership.abort(error, { before: Number.MAX_SAFE_INTEGER });
+    training.abort(error, Number.MAX_SAFE_INTEGER);
+    if (membership.rank >= 0)
+      this.report({ type: 'failed', gen: membership.gen, rank: membership.rank, step: 0, error });
   }
 
   /** Messages of the step in flight may have been lost while NATS was away: abort it; the coordinator redoes it. */
