@@ -63,6 +63,8 @@ export class Rank0Files {
     const id = control.takeId();
     const assembler = new ChunkAssembler();
     const rank0 = membership.members[0];
+    // Only the rank 0 of the generation asked writes into the job's output.
+    const gen = membership.generation;
     let saved: Saved | undefined;
     const timeoutMs = spec.timeouts.stepMs * 4;
     const result = control.awaitReports<Saved>({
@@ -72,7 +74,8 @@ export class Rank0Files {
           fail(new StepFailedError(`sending ${what} failed on rank 0: ${r.error}`, [0]));
           return;
         }
-        if ((r.type !== 'artifact' && r.type !== 'saved') || r.id !== id || r.workerId !== rank0) return;
+        if ((r.type !== 'artifact' && r.type !== 'saved') || r.id !== id || r.gen !== gen || r.workerId !== rank0)
+          return;
         if (r.type === 'artifact') assembler.add(r.name, r.index, r.total, r.data);
         else saved = r;
         if (saved && assembler.complete(saved.files.map((f) => f.name))) done(saved);
