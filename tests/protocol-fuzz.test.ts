@@ -94,7 +94,13 @@ describe('decodeMessage under fuzzing', () => {
       },
       oversized: () => new Uint8Array(maxBytes + 1 + r.int(1000)),
       wrongVersion: () =>
-        packr.pack({ job: 'j', step: 1, ranks: [], lr: 0.1, v: r.pick([0, 2, 99, -1, '1', null, 1.5]) }),
+        packr.pack({
+          job: 'j',
+          step: 1,
+          ranks: [],
+          lr: 0.1,
+          v: r.pick([0, PROTOCOL_VERSION + 1, 99, -1, String(PROTOCOL_VERSION), null, 1.5]),
+        }),
       wrongTypes: () => packr.pack({ ...(randomValue(0) as object), job: 'j', v: PROTOCOL_VERSION }),
       anyValue: () => packr.pack(randomValue(0)),
       valid,
