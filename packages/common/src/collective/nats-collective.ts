@@ -88,7 +88,7 @@ class NatsCollective implements Collective {
     this.rsSubjects = ranks.map((s) => subjects.rs(s));
     this.agSubjects = ranks.map((s) => subjects.ag(s));
     this.bcSubjects = ranks.map((s) => subjects.bc(s));
-    this.queue = new FutureQueue(settings.maxQueuedBytes);
+    this.queue = new FutureQueue(settings.maxQueuedBytes, settings.worldSize);
     this.maxPayloadBytes = maxPayload(nc);
     this.limits = {
       rank: this.rank,
@@ -389,8 +389,9 @@ class NatsCollective implements Collective {
     if (!this.queue.push(chunk)) {
       this.invalid(
         'backlog',
-        `dropped a chunk of future op ${op}: ${this.queue.bytes} bytes are held for ops not started yet ` +
-          `(maxQueuedBytes ${this.settings.maxQueuedBytes}); a peer runs far ahead of this rank`,
+        `dropped a chunk of future op ${op} from rank ${chunk.header.rank}: it holds ${this.queue.bytesFrom(chunk.header.rank)} ` +
+          `bytes for ops not started yet, of the ${this.queue.perSenderBytes} each sender may (maxQueuedBytes ` +
+          `${this.settings.maxQueuedBytes} shared by ${this.worldSize - 1}); that peer runs far ahead of this rank`,
         subject,
       );
     }

@@ -27,7 +27,11 @@ export const natsCollectiveOptionsSchema = z
       .int()
       .positive()
       .default(4 * MiB),
-    /** Bound on chunks held for operations this rank has not started yet; beyond it they are dropped. */
+    /**
+     * Bound on chunks held for operations this rank has not started yet, shared equally by the
+     * senders (each peer rank may hold maxQueuedBytes / (worldSize − 1)); beyond its part a sender's
+     * chunks are dropped.
+     */
     maxQueuedBytes: z
       .number()
       .int()
