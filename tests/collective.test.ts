@@ -171,9 +171,13 @@ describe('broadcast and barrier', () => {
   });
 
   it('releases no rank before the last one arrives', async () => {
+    // The barrier's one element is shard 3's: all the early ranks can do is send their contribution to
+    // rank 3, which holds the three until it enters the barrier itself.
+    const owner = ranks.observers[3];
+    const before = owner.bytesInTotal();
     let released = 0;
     const early = ranks.collectives.slice(0, 3).map((c) => c.barrier().then(() => released++));
-    await new Promise((r) => setTimeout(r, 200));
+    await until(() => owner.bytesInTotal() - before === 3 * 4, "rank 3 to hold the early ranks' contributions");
     expect(released).toBe(0);
     await Promise.all([...early, ranks.collectives[3].barrier()]);
     expect(released).toBe(3);

@@ -2,6 +2,7 @@
 // joins after the snapshot has none; on the restore it takes the state of a rank that does, so the
 // job ends with the best epoch's weights everywhere instead of failing. Ranks follow the sorted
 // worker ids, so the joiner (a) becomes rank 0, whose weights are the ones the job saves.
+import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseJobSpec } from '@tfjs-ddp/common';
 import type { JobSummary } from '@tfjs-ddp/coordinator';
@@ -9,6 +10,31 @@ import { startInProcessJob } from './support/in-process.js';
 import { startNats, type NatsFixture } from './support/nats.js';
 import { savedWeights, tempDir, type TempDir } from './support/jobs.js';
 import { captureLog } from './support/log.js';
+
+/**
+ * Starts worker `id` (`workerId` in the job) and holds every read-back of the replicas (the workers
+ * here share this process's tfjs) until the coordinator has registered it: the step or snapshot in
+ * progress cannot finish before, so the joiner is in at the next step boundary however long it takes
+ * to start.
+ */
+function joinBeforeTheNextStep(job: ReturnType<typeof startInProcessJob>, id: string, workerId: string): void {
+  const backend = tf.backend() as unknown as { read(dataId: object): Promise<unknown> };
+  const read = backend.read;
+  let open!: () => void;
+  const registered = new Promise<void>((resolve) => (open = resolve));
+  backend.read = async function (this: unknown, dataId: object) {
+    await registered;
+    return read.call(this, dataId);
+  };
+  const onRegistered = (registeredId: string) => {
+    if (registeredId !== workerId) return;
+    job.coordinator.off('registered', onRegistered);
+    backend.read = read;
+    open();
+  };
+  job.coordinator.on('registered', onRegistered);
+  job.addWorker(id);
+}
 
 describe('early stopping with a worker that joined after the best epoch', () => {
   let nats: NatsFixture;
@@ -35,8 +61,7 @@ describe('early stopping with a worker that joined after the best epoch', () => 
         },
         optimizer: { type: 'sgd', learningRate: 0.01 },
         loss: 'mse',
-        // 300 steps an epoch: time for the third worker to join during the second.
-        batchSize: 8,
+        batchSize: 100,
         epochs: 4,
         seed: 7,
         // No improvement can be this large: epoch 1 is the best, and the job stops after epoch 2.
@@ -48,7 +73,7 @@ describe('early stopping with a worker that joined after the best epoch', () => 
     );
     const { log, lines } = captureLog();
     const job = startInProcessJob(spec, nats.url, ['b', 'c'], () => ({}), log);
-    if (join) job.coordinator.once('epoch', () => job.addWorker('a'));
+    if (join) job.coordinator.once('epoch', () => joinBeforeTheNextStep(job, 'a', `${name}-a`));
     const summary = await job.result();
     const params = [...(await savedWeights(`${dir.path}/${name}/model`))];
     return { summary, params, lines };

@@ -56,12 +56,13 @@ describe('bad input and bad numbers', () => {
     });
 
   it('garbage on every subject of a running job is dropped and counted; the job ends as without it', async () => {
+    // 80 steps of 20 messages: 1,600 in all.
+    const BURST = 20;
     const job = await linearJob('garbage');
-    const run = async (flood: boolean): Promise<{ summary: JobSummary; invalid: number }> => {
+    const run = async (flood: boolean): Promise<{ summary: JobSummary; invalid: number; sent: number }> => {
       const observer = createCountingObserver();
       const cluster = await startLocalCluster({ job, workers: 2, nats: nats.url, onWorkerOutput: () => {}, observer });
       let sent = 0;
-      let stop = false;
       const subjects = jobSubjects('garbage');
       const targets = [
         subjects.register,
@@ -143,30 +144,30 @@ describe('bad input and bad numbers', () => {
             return { data: new Uint8Array(2 * 1024 * 1024) };
         }
       };
-      const flooding = (async () => {
-        while (flood && !stop && sent < 10_000) {
-          for (let i = 0; i < 100; i++) {
+      // A burst after every step, on the wire while the next step runs: the same garbage reaches
+      // every step however fast the machine trains.
+      if (flood) {
+        cluster.events.on('progress', () => {
+          for (let i = 0; i < BURST; i++) {
             const g = garbage();
             nc.publish(targets[rng.int(targets.length)], g.data, g.hdrs ? { headers: g.hdrs } : undefined);
             sent++;
           }
-          await nc.flush();
-          await new Promise((r) => setTimeout(r, 5));
-        }
-      })();
+        });
+      }
       try {
         const summary = await cluster.result();
-        return { summary, invalid: observer.invalidTotal() };
+        await nc.flush();
+        return { summary, invalid: observer.invalidTotal(), sent };
       } finally {
-        stop = true;
-        await flooding;
         await cluster.stop();
-        if (flood) expect(sent).toBeGreaterThan(1000);
       }
     };
     const quiet = await run(false);
     const quietWeights = await savedWeights(join(quiet.summary.output, 'model'));
     const noisy = await run(true);
+    expect(noisy.sent).toBe(BURST * noisy.summary.steps);
+    expect(noisy.summary.steps).toBe(80);
     expect(noisy.invalid).toBeGreaterThan(0);
     const noisyWeights = await savedWeights(join(noisy.summary.output, 'model'));
     expect(compareParameters(quietWeights, noisyWeights, 0, 0).allClose).toBe(true);
