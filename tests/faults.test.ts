@@ -3,16 +3,15 @@
 // one server. Every test checks what a user cares about: the job finishes, each sample is trained
 // once per epoch, and the parameters are those of an undisturbed run.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalCluster, workerBinPath, type JobSummary } from 'tfjs-ddp';
-import { Objm } from '@nats-io/obj';
-import { connectNats, createPrng, parseObjectUrl } from '@tfjs-ddp/common';
+import { createPrng } from '@tfjs-ddp/common';
 import { startNats, type NatsFixture } from './support/nats.js';
 import { compareParameters, fashionSubset, savedWeights, tempDir, writeJob, type TempDir } from './support/jobs.js';
 import { uncoveredOrRepeated } from './support/coverage.js';
+import { captureLog } from './support/log.js';
 
 const CLI = 'packages/cli/dist/bin.js';
 const TRAIN = 2000;
@@ -103,19 +102,26 @@ describe('failures and recovery', () => {
     expect(uncoveredOrRepeated(summary.committed, 3, TRAIN)).toEqual([]);
   }, 180_000);
 
-  it('nats-server killed and restarted mid-run: the job completes with nothing lost', async () => {
+  it('nats-server killed and restarted mid-run: the step in flight is aborted and redone, nothing lost', async () => {
     const job = await mlpJob('outage');
+    const { log, lines } = captureLog();
+    const cluster = await startLocalCluster({ job, workers: 2, nats: nats.url, onWorkerOutput: () => {}, log });
     let restarted = false;
-    const summary = await runLocal(job, 2, (_cluster, step) => {
-      if (step === 10 && !restarted) {
+    // Killed as step 10 is reported, so step 11 cannot finish before the server is gone; once the
+    // process has exited every connection is dead, and it starts again on the same address.
+    cluster.events.on('progress', (p) => {
+      if (p.globalStep === 10 && !restarted) {
         restarted = true;
-        void nats.kill(true).then(async () => {
-          await new Promise((r) => setTimeout(r, 1000));
-          await nats.start();
-        });
+        void nats.kill(true).then(() => nats.start());
       }
     });
+    const summary = await cluster.result().finally(() => cluster.stop());
     expect(restarted).toBe(true);
+    expect(
+      lines.some((l) => l.includes('NATS connection re-established; the step in flight is redone')),
+      lines.join('\n'),
+    ).toBe(true);
+    expect(summary.abortedSteps).toBeGreaterThanOrEqual(1);
     expect(summary.steps).toBe(3 * (TRAIN / 100));
     expect(uncoveredOrRepeated(summary.committed, 3, TRAIN)).toEqual([]);
   }, 180_000);
@@ -158,59 +164,54 @@ describe('failures and recovery', () => {
       // The same job (the output and checkpoint locations are not part of its hash), written elsewhere.
       const output = join(dir.path, 'out', `restart-disturbed-${inBucket ? 'bucket' : 'dir'}`);
       const job = await mlpJob('restart', { ...settings, output });
-      const nc = await connectNats({ servers: [nats.url] });
-      const checkpointSteps = async (): Promise<number[]> => {
-        if (!inBucket) {
-          const ckpts = join(output, 'checkpoints');
-          return existsSync(ckpts)
-            ? (await readdir(ckpts)).filter((n) => n.startsWith('ckpt-')).map((n) => Number(n.slice(5)))
-            : [];
-        }
-        try {
-          const os = await new Objm(nc).open(parseObjectUrl(bucketUrl).bucket);
-          return (await os.list())
-            .filter((o) => o.name.endsWith('/meta.json'))
-            .map((o) => Number(/ckpt-(\d+)/.exec(o.name)![1]));
-        } catch {
-          return [];
-        }
-      };
 
       const procs: ChildProcess[] = [];
       let log = '';
-      const start = (args: string[]) => {
+      /** Starts a process; `onLine` sees each line it logs as the line comes. */
+      const start = (args: string[], onLine?: (line: string) => void) => {
         const p = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+        let partial = '';
         // Read what they log (an unread pipe fills up and stalls the process); shown if the test fails.
-        p.stderr?.on('data', (b: Buffer) => (log = (log + b.toString()).slice(-20_000)));
+        p.stderr?.on('data', (b: Buffer) => {
+          const text = b.toString();
+          log = (log + text).slice(-20_000);
+          const lines = (partial + text).split('\n');
+          partial = lines.pop() ?? '';
+          if (onLine) for (const line of lines) onLine(line);
+        });
         procs.push(p);
         return p;
       };
       const exited = (p: ChildProcess) =>
         new Promise<number | null>((r) => (p.exitCode !== null ? r(p.exitCode) : p.once('exit', (c) => r(c))));
       try {
-        const first = start([CLI, 'coordinator', '--job', job, '--nats', nats.url]);
+        // Killed the moment it logs a mid-epoch checkpoint from step 14 on (epochs are 20 steps long).
+        let killedAfter: number | undefined;
+        const first = start([CLI, 'coordinator', '--job', job, '--nats', nats.url], (line) => {
+          const step = Number(/checkpoint written .*\bstep=(\d+)/.exec(line)?.[1] ?? -1);
+          if (killedAfter === undefined && step >= 14 && step % 20 !== 0) {
+            killedAfter = step;
+            first.kill('SIGKILL');
+          }
+        });
         for (const id of ['local-0', 'local-1'])
           start([workerBinPath(), '--job', job, '--nats', nats.url, '--worker-id', id]);
-        // Kill it once a mid-epoch checkpoint from step 14 on exists (epochs are 20 steps long).
-        const deadline = Date.now() + 120_000;
-        for (;;) {
-          if ((await checkpointSteps()).some((s) => s >= 14 && s % 20 !== 0)) break;
-          if (Date.now() > deadline) throw new Error('no mid-epoch checkpoint appeared');
-          await new Promise((r) => setTimeout(r, 100));
-        }
-        first.kill('SIGKILL');
         await exited(first);
+        expect(
+          killedAfter,
+          `the first coordinator ended before a mid-epoch checkpoint from step 14 on:\n${log}`,
+        ).toBeDefined();
         const second = start([CLI, 'coordinator', '--job', job, '--nats', nats.url]);
         expect(await exited(second), log).toBe(0);
         const summary = JSON.parse(await readFile(join(output, 'summary.json'), 'utf8')) as JobSummary;
-        expect(summary.resumedAtStep).toBeGreaterThanOrEqual(14);
+        expect(summary.resumedAtStep).toBeGreaterThanOrEqual(killedAfter!);
+        expect(summary.resumedAtStep! % 20, 'resumed mid-epoch').not.toBe(0);
         expect(summary.steps).toBe(60);
         const resumed = await savedWeights(join(output, 'model'));
         // Bit for bit: the checkpoint carries every optimizer scalar (Adam's β powers) exactly.
         expect(Buffer.from(resumed.buffer).equals(Buffer.from(expected.buffer))).toBe(true);
       } finally {
         for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-        await nc.close();
       }
     },
     240_000,
