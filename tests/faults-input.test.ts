@@ -168,6 +168,8 @@ describe('bad input and bad numbers', () => {
     const noisy = await run(true);
     expect(noisy.sent).toBe(BURST * noisy.summary.steps);
     expect(noisy.summary.steps).toBe(80);
+    // Dropped, not acted on: no step was lost to the garbage and redone.
+    expect(noisy.summary.abortedSteps).toBe(0);
     expect(noisy.invalid).toBeGreaterThan(0);
     const noisyWeights = await savedWeights(join(noisy.summary.output, 'model'));
     expect(compareParameters(quietWeights, noisyWeights, 0, 0).allClose).toBe(true);
