@@ -97,6 +97,10 @@ describe('the command queue', () => {
       'the command queue is full (4 commands, 40 bytes; at most 4 and 1048576): a step command did not fit',
     );
     expect(q.length).toBe(4);
+    // One it would skip is dropped as such, however full the queue: not an overflow.
+    expect(q.push(step(9, 0), 10)).toBeUndefined();
+    expect(q.push(abort(9, 3), 10)).toBeUndefined();
+    expect(q.length).toBe(4);
     expect(q.push(stop, 10)).toBe(
       'the command queue is full (4 commands, 40 bytes; at most 4 and 1048576): dropped 1 queued command(s) (step) for a stop',
     );

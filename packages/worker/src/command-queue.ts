@@ -30,6 +30,11 @@ interface Entry {
 /** Commands that steer the worker's membership or end it: kept unless a later one supersedes them. */
 const ESSENTIAL = new Set<Command['type']>(['stop', 'abort', 'generation', 'hello']);
 
+/** Kept whatever their generation: they have none, or they change it. */
+function alwaysKept(cmd: Command): cmd is Extract<Command, { type: 'generation' | 'hello' | 'stop' }> {
+  return cmd.type === 'generation' || cmd.type === 'hello' || cmd.type === 'stop';
+}
+
 export class CommandQueue {
   private items: Entry[] = [];
   private held = 0;
@@ -62,6 +67,8 @@ export class CommandQueue {
     if (!this.fits(bytes)) this.dropSuperseded();
     let overflow: string | undefined;
     if (!this.fits(bytes)) {
+      // One the worker would skip is dropped like those before it, not an overflow.
+      if (!alwaysKept(cmd) && !this.live().has(cmd.gen)) return undefined;
       const full = this.describeFull();
       if (!ESSENTIAL.has(cmd.type)) return `${full}: a ${cmd.type} command did not fit`;
       // Room for the command that must not be lost, at the cost of the ones of the failed step.
@@ -113,13 +120,15 @@ export class CommandQueue {
 
   /** Commands of a generation the worker neither is in nor will join from the queue: it would skip them. */
   private dropSkippable(): void {
+    const live = this.live();
+    this.keep((e) => alwaysKept(e.cmd) || live.has(e.cmd.gen));
+  }
+
+  /** The generation the worker is in and those it will join from the queue. */
+  private live(): Set<number> {
     const live = new Set([this.generation()]);
     for (const e of this.items) if (e.cmd.type === 'generation') live.add(e.cmd.gen);
-    this.keep((e) => {
-      const c = e.cmd;
-      if (c.type === 'generation' || c.type === 'hello' || c.type === 'stop') return true;
-      return live.has(c.gen);
-    });
+    return live;
   }
 
   /** A generation, hello or abort (of the same generation) followed by a newer one of its kind. */
