@@ -1,9 +1,9 @@
 // The one model shape the training step sees, whether the model is a tfjs-layers model or a custom
 // module's plain variables with a predict function (a training loop with explicit gradients).
 // The variable order fixed here is the layout of every flattened gradient and weight buffer.
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { writeFileAtomic } from '../write-file-atomic.js';
 import { fileSaveHandler, saveNamedVariables } from './file-io.js';
 
 export interface PredictOptions {
@@ -93,8 +93,10 @@ export class VariablesTrainableModel implements TrainableModel {
   }
 
   async save(dir: string): Promise<void> {
-    await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, MODULE_JSON), JSON.stringify({ format: VARIABLES_FORMAT, ...this.source }, null, 2));
+    await writeFileAtomic(
+      join(dir, MODULE_JSON),
+      JSON.stringify({ format: VARIABLES_FORMAT, ...this.source }, null, 2),
+    );
     await saveNamedVariables(dir, this, { format: VARIABLES_FORMAT });
   }
 
