@@ -1,8 +1,8 @@
 // What a job hands back and leaves in its output directory (summary.json): the result types, the
 // progress a checkpoint carries so a resumed job reports the whole run, and writing the file.
-import type { CommittedRange } from './committed-ranges.js';
 import { join } from 'node:path';
 import { writeFileAtomic } from '@tfjs-ddp/common';
+import type { CommittedRange } from './committed-ranges.js';
 import type { RunHistory } from './timeline/history.js';
 
 export interface EpochSummary {
