@@ -49,20 +49,33 @@ describe.each(OPTIMIZERS)('recovery with %s', (type) => {
     const file = await writeJob(dir.path, 'lost', job('lost', { workers: { min: 2, max: 3 } }));
     const cluster = await startLocalCluster({ job: file, workers: 3, nats: nats.url, onWorkerOutput: () => {} });
     let killed = false;
-    let added: string | undefined;
+    let joiner: Promise<unknown> | undefined;
     cluster.events.on('progress', (p) => {
       if (p.globalStep === 10 && !killed) {
         killed = true;
         // Rank 1: the survivors are ranks 0 and 2, and the new rank 1 takes rank 0's state.
         cluster.killWorker(1);
       }
-      // As soon as the survivors train on: a worker process takes a while to start.
-      if (p.worldSize === 2 && !added) added = cluster.addWorker();
+      // As soon as the survivors train on, a worker in this process (registered within milliseconds:
+      // a new worker process could start after the survivors' last step). The coordinator's stop ends it.
+      if (p.worldSize === 2 && !joiner) {
+        const spec = cluster.spec;
+        joiner = runWorker({
+          spec,
+          specHash: specHash(spec),
+          nats: { servers: [nats.url] },
+          backend: 'auto',
+          workerId: 'joiner',
+          log: silentLogger,
+        });
+      }
     });
     const summary = await cluster.result().finally(() => cluster.stop());
-    expect(killed && added).toBeTruthy();
+    await joiner;
+    expect(killed && joiner).toBeTruthy();
     const sizes = summary.generations.map((g) => g.members.length);
     expect(sizes).toEqual([3, 2, 3]);
+    expect(summary.generations.at(-1)?.members).toContain('joiner');
     for (const g of summary.generations) expect(new Set(g.hashes).size, g.reason).toBe(1);
     expect(summary.abortedSteps).toBeGreaterThanOrEqual(1);
     expect(summary.steps).toBe(EPOCHS * (TRAIN / BATCH));
