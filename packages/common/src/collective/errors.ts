@@ -69,6 +69,48 @@ export class CollectiveAbortedError extends Error {
   }
 }
 
+/** How a NATS server an operation uses failed it: gone mid-operation, back after a gap, or down at its start. */
+export type ServerFailure = 'lost' | 'reconnected' | 'down' | 'closed';
+
+/**
+ * An operation that cannot complete because a NATS server it publishes or receives through went
+ * away: chunks sent through it may be lost. The collective stays usable once the server is back;
+ * a new collective places its shards on the servers still connected.
+ */
+export class CollectiveServerError extends Error {
+  override readonly name = 'CollectiveServerError';
+  /** The server's URL, as listed. */
+  readonly server: string;
+  readonly failure: ServerFailure;
+  readonly operation: CollectiveOperation;
+  readonly op: number;
+
+  constructor(
+    operation: CollectiveOperation,
+    op: number,
+    generation: number,
+    where: { server: string; index: number; count: number; shards: readonly number[] },
+    failure: ServerFailure,
+  ) {
+    const what = {
+      lost: 'lost its connection to',
+      reconnected: 'was cut off for a while from',
+      down: 'is not connected to',
+      closed: 'has a closed connection to',
+    }[failure];
+    super(
+      `${operation} op ${op} (generation ${generation}) failed: this rank ${what} NATS server ${where.server} ` +
+        `(server ${where.index + 1} of ${where.count}, carrying shard${where.shards.length > 1 ? 's' : ''} ` +
+        `${formatChunkList(where.shards)}), so chunks of this operation may be lost. Redo the operation on a new ` +
+        'collective, which places the shards on the servers still connected',
+    );
+    this.server = where.server;
+    this.failure = failure;
+    this.operation = operation;
+    this.op = op;
+  }
+}
+
 function silentSenders(missing: readonly MissingChunks[]): number[] {
   return [...new Set(missing.filter((m) => m.phase !== 'all-gather').map((m) => m.rank))];
 }

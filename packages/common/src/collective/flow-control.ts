@@ -47,3 +47,19 @@ export function createFlowControl(
     drain: () => wait(nc.flush()),
   };
 }
+
+/**
+ * One window per connection for an operation that publishes through several servers: each pipe
+ * is paced on its own, so a slow server does not hold back the chunks bound for the others.
+ */
+export function createServerFlowControls(
+  flushBytes: number,
+  op: { readonly done: Promise<void>; readonly error?: Error },
+): (nc: NatsConnection) => FlowControl {
+  const flows = new Map<NatsConnection, FlowControl>();
+  return (nc) => {
+    let flow = flows.get(nc);
+    if (!flow) flows.set(nc, (flow = createFlowControl(nc, flushBytes, op)));
+    return flow;
+  };
+}

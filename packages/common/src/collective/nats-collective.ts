@@ -1,23 +1,22 @@
 // All-reduce, all-gather, broadcast and barrier over NATS core subjects (DESIGN §4). Rank r owns shard r of
 // every buffer: peers publish their piece of it to `rs.r`, the owner sums each chunk in rank order
 // as soon as all contributions are in and publishes the reduced chunk to `ag.r`, which the server
-// fans out to every peer. Chunks of an operation this rank has not started are queued, chunks of
-// ended operations are stale, anything malformed is dropped and reported; a callback never throws.
+// fans out to every peer. Over several servers, shard r's subjects live on server r mod K
+// (data-plane.ts). Chunks of an operation this rank has not started are queued, chunks of ended
+// operations are stale, anything malformed is dropped and reported; a callback never throws.
 import type { Msg, MsgCallback, NatsConnection, Subscription } from '@nats-io/nats-core';
 import { createLogger, type Logger } from '../log.js';
 import {
   byteView,
   createCountingObserver,
-  encodeChunkHeader,
   formatIssues,
   isWireDtype,
   jobSubjects,
-  type ChunkHeader,
   type InvalidReason,
   type MessageObserver,
   type WireDtype,
 } from '../protocol/index.js';
-import { maxPayload } from '../transport/index.js';
+import type { NatsServerPool } from '../transport/index.js';
 import type {
   AllReduceOptions,
   BroadcastOptions,
@@ -25,31 +24,48 @@ import type {
   CollectiveStats,
   OperationOptions,
 } from './collective.js';
-import { CollectiveAbortedError, CollectiveTimeoutError, type CollectiveOperation } from './errors.js';
-import { createFlowControl, type FlowControl } from './flow-control.js';
+import { ChunkPublisher, type PacedSender } from './chunk-publisher.js';
+import { createDataPlane, type DataPlane } from './data-plane.js';
+import {
+  CollectiveAbortedError,
+  CollectiveServerError,
+  CollectiveTimeoutError,
+  type CollectiveOperation,
+} from './errors.js';
 import { FutureQueue } from './future-queue.js';
 import { readInboundChunk, type ChunkKind, type InboundChunk, type ReceiverLimits } from './inbound-chunk.js';
 import { chunkBytesFor, chunkElementsFor, chunkRange, computeLayout, type CollectiveLayout } from './layout.js';
-import { createOp, failOp, missingChunks, settleIfDone, type ActiveOp } from './operation.js';
+import { createOp, failOp, matchChunk, missingChunks, settleIfDone, type ActiveOp } from './operation.js';
 import { natsCollectiveOptionsSchema, type NatsCollectiveOptions, type NatsCollectiveSettings } from './options.js';
 import { stagingSlot, sumInRankOrder } from './rank-order-sum.js';
 import { assertLittleEndian, decodeValues, encodeValues, roundToWire } from './wire-values.js';
 import { Workspace } from './workspace.js';
 
 /**
- * Creates the collective of one rank and subscribes to its subjects. Resolves once the server has
+ * Creates the collective of one rank and subscribes to its subjects. Resolves once the servers have
  * registered the subscriptions, so peers may publish as soon as every rank's call resolved (the
  * coordinator's rendezvous orders this; a chunk published before the owner subscribed is lost and
  * the operation times out naming it).
+ *
+ * `servers`: one connection (one server, as before pools existed: the caller watches it), or a
+ * pool with a connection to each server of the job. The shards are placed on the pool's servers
+ * that are up now; an operation fails, naming the server, when one of them goes down.
  */
-export async function createNatsCollective(nc: NatsConnection, options: NatsCollectiveOptions): Promise<Collective> {
+export async function createNatsCollective(
+  servers: NatsConnection | NatsServerPool,
+  options: NatsCollectiveOptions,
+): Promise<Collective> {
   const { observer, log, ...rest } = options;
   const parsed = natsCollectiveOptionsSchema.safeParse(rest);
   if (!parsed.success) throw new Error(`invalid collective options: ${formatIssues(parsed.error, '(options)')}`);
   assertLittleEndian();
   const logger = log ?? createLogger(`collective/r${parsed.data.rank}`);
-  const collective = new NatsCollective(nc, parsed.data, observer ?? createCountingObserver({ log: logger }), logger);
+  const plane = createDataPlane(servers, parsed.data.worldSize, parsed.data.generation);
+  const watcher = observer ?? createCountingObserver({ log: logger });
+  const collective = new NatsCollective(plane, parsed.data, watcher, logger);
   await collective.subscribe();
+  if (plane.used.length > 1)
+    logger.debug('shards placed on NATS servers', { servers: plane.used.map((s) => s.url).join(', ') });
   return collective;
 }
 
@@ -61,13 +77,15 @@ class NatsCollective implements Collective {
   private readonly agSubjects: string[];
   private readonly bcSubjects: string[];
   private readonly subs: Subscription[] = [];
+  private detachFailures?: () => void;
   private readonly queue: FutureQueue;
   private readonly workspace = new Workspace();
   private readonly barrierBuf = new Float32Array(1);
   private readonly counters = { opsCompleted: 0, opsFailed: 0 };
-  /** The server's max_payload, read once: chunk boundaries must not move between operations. */
+  /** The servers' max_payload, read once: chunk boundaries must not move between operations. */
   private readonly maxPayloadBytes: number;
   private readonly limits: ReceiverLimits;
+  private readonly publisher: ChunkPublisher;
   private lastStarted = -1;
   /** Operations with a lower id fail as they start: they belong to a step the coordinator aborted. */
   private abortedBefore = { id: -1, reason: '' };
@@ -75,7 +93,7 @@ class NatsCollective implements Collective {
   private closed = false;
 
   constructor(
-    private readonly nc: NatsConnection,
+    private readonly plane: DataPlane,
     private readonly settings: NatsCollectiveSettings,
     private readonly observer: MessageObserver,
     private readonly log: Logger,
@@ -89,7 +107,8 @@ class NatsCollective implements Collective {
     this.agSubjects = ranks.map((s) => subjects.ag(s));
     this.bcSubjects = ranks.map((s) => subjects.bc(s));
     this.queue = new FutureQueue(settings.maxQueuedBytes, settings.worldSize);
-    this.maxPayloadBytes = maxPayload(nc);
+    this.maxPayloadBytes = plane.maxPayload;
+    this.publisher = new ChunkPublisher(plane, settings.flushBytes, observer);
     this.limits = {
       rank: this.rank,
       worldSize: this.worldSize,
@@ -100,17 +119,31 @@ class NatsCollective implements Collective {
 
   // One subscription per peer rather than `ag.*`/`bc.*` wildcards: NATS echoes a connection's own
   // publishes to its matching subscriptions, and the echo of the own reduced shard would cost every
-  // rank another L/N of download per all-reduce.
+  // rank another L/N of download per all-reduce. Each on the server that carries its shard, where
+  // that shard's chunks are published: see data-plane.ts for why.
   async subscribe(): Promise<void> {
     const sub = (kind: ChunkKind, shard: number, subject: string) =>
-      this.subs.push(this.nc.subscribe(subject, { callback: this.handler(kind, shard, subject) }));
+      this.subs.push(
+        this.plane.serverOf(shard).nc.subscribe(subject, { callback: this.handler(kind, shard, subject) }),
+      );
     sub('rs', this.rank, this.rsSubjects[this.rank]);
     for (let s = 0; s < this.worldSize; s++) {
       if (s === this.rank) continue;
       sub('ag', s, this.agSubjects[s]);
       sub('bc', s, this.bcSubjects[s]);
     }
-    await this.nc.flush();
+    this.detachFailures = this.plane.onFailure((server, failure) => {
+      const op = this.current;
+      if (op) failOp(op, this.plane.error(server, failure, op.operation, op.id));
+    });
+    try {
+      await this.plane.flush();
+    } catch (err) {
+      await this.close();
+      throw new Error(`cannot create the collective of generation ${this.generation}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
   }
 
   async allReduce(buf: Float32Array, opts: AllReduceOptions = {}): Promise<void> {
@@ -145,7 +178,7 @@ class NatsCollective implements Collective {
       reducePending: 0,
       receivePending: layout.totalChunks - own.chunks,
     });
-    await this.run(op, opts.signal, () => this.publishBlock(op, r, this.agSubjects[r], this.flowOf(op)));
+    await this.run(op, opts.signal, () => this.publishBlock(op, r, this.agSubjects[r], this.publisher.paced(op)));
   }
 
   async broadcast(buf: Float32Array, opts: BroadcastOptions = {}): Promise<void> {
@@ -173,10 +206,10 @@ class NatsCollective implements Collective {
     });
     await this.run(op, opts.signal, async () => {
       if (root !== this.rank) return;
-      const flow = this.flowOf(op);
-      await this.publishBlock(op, 0, this.bcSubjects[root], flow);
+      const sender = this.publisher.paced(op);
+      await this.publishBlock(op, 0, this.bcSubjects[root], sender);
       // The root has nothing to receive; make sure the server took its chunks before reporting success.
-      await flow.drain();
+      await sender.drain(root);
     });
   }
 
@@ -200,6 +233,7 @@ class NatsCollective implements Collective {
     if (this.closed) return;
     this.closed = true;
     this.abort('the collective was closed');
+    this.detachFailures?.();
     for (const s of this.subs) s.unsubscribe();
     this.subs.length = 0;
     this.queue.clear();
@@ -233,7 +267,7 @@ class NatsCollective implements Collective {
     // on which rank owns which shard.
     if (op.wire) roundToWire(dtype, buf.subarray(own.start, own.end), op.wire.subarray(own.start, own.end));
     await this.run(op, opts.signal, async () => {
-      const flow = this.flowOf(op);
+      const sender = this.publisher.paced(op);
       // Chunk c of every peer's shard before chunk c+1 of any, starting at the next rank: all owners
       // get work early and no owner is hit by every rank at once.
       for (let c = 0; c < layout.maxChunks; c++) {
@@ -246,8 +280,7 @@ class NatsCollective implements Collective {
             buf.subarray(offset, offset + count),
             op.wire?.subarray(offset, offset + count),
           );
-          this.publishChunk(this.rsSubjects[s], { op: id, rank: r, shard: s, chunk: c, offset, count }, dtype, body);
-          await flow.published(body.length);
+          await sender.send(this.rsSubjects[s], { op: id, rank: r, shard: s, chunk: c, offset, count }, dtype, body);
         }
       }
     });
@@ -282,10 +315,6 @@ class NatsCollective implements Collective {
     );
   }
 
-  private flowOf(op: ActiveOp): FlowControl {
-    return createFlowControl(this.nc, this.settings.flushBytes, op);
-  }
-
   private timeoutOf(requested: number | undefined): number {
     const t = requested ?? this.settings.timeoutMs;
     if (!Number.isFinite(t) || t <= 0) throw new RangeError(`expected a positive timeoutMs, got ${t}`);
@@ -309,6 +338,8 @@ class NatsCollective implements Collective {
     }
     if (op.id < this.abortedBefore.id)
       failOp(op, new CollectiveAbortedError(op.operation, op.id, this.generation, this.abortedBefore.reason));
+    const down = this.plane.unavailable();
+    if (down) failOp(op, this.plane.error(down.server, down.failure, op.operation, op.id));
     try {
       this.replayQueued(op);
       if (op.error) throw op.error;
@@ -321,7 +352,9 @@ class NatsCollective implements Collective {
       // Errors of our own making already say which operation failed; a transport error does not.
       failOp(
         op,
-        err instanceof CollectiveTimeoutError || err instanceof CollectiveAbortedError
+        err instanceof CollectiveTimeoutError ||
+          err instanceof CollectiveAbortedError ||
+          err instanceof CollectiveServerError
           ? err
           : new Error(
               `${op.operation} op ${op.id} (generation ${this.generation}) failed: ${(err as Error)?.message ?? String(err)}`,
@@ -341,20 +374,14 @@ class NatsCollective implements Collective {
    * Publishes this rank's block of `op.buf` unchanged (f32), shard `layoutShard` of the op's layout,
    * to `subject`: an all-gather's own block or the whole buffer of a broadcast root.
    */
-  private async publishBlock(op: ActiveOp, layoutShard: number, subject: string, flow: FlowControl): Promise<void> {
+  private async publishBlock(op: ActiveOp, layoutShard: number, subject: string, sender: PacedSender): Promise<void> {
     const bytes = byteView(op.buf);
     const r = this.rank;
     for (let c = 0; c < op.layout.shards[layoutShard].chunks; c++) {
       const { offset, count } = chunkRange(op.layout, layoutShard, c);
       const body = bytes.subarray(offset * 4, (offset + count) * 4);
-      this.publishChunk(subject, { op: op.id, rank: r, shard: r, chunk: c, offset, count }, 'f32', body);
-      await flow.published(body.length);
+      await sender.send(subject, { op: op.id, rank: r, shard: r, chunk: c, offset, count }, 'f32', body);
     }
-  }
-
-  private publishChunk(subject: string, h: Omit<ChunkHeader, 'v' | 'dtype'>, dtype: WireDtype, body: Uint8Array): void {
-    this.nc.publish(subject, body, { headers: encodeChunkHeader({ ...h, dtype }) });
-    this.observer.bytesOut?.(body.length);
   }
 
   private replayQueued(op: ActiveOp): void {
@@ -399,41 +426,10 @@ class NatsCollective implements Collective {
 
   /** Takes a structurally valid chunk of the operation in flight. */
   private accept(op: ActiveOp, c: InboundChunk): void {
-    const h = c.header;
-    const isBroadcast = op.root >= 0;
-    const wrongKind = isBroadcast
-      ? c.kind !== 'bc' || c.subjectShard !== op.root
-      : c.kind === 'bc' || (c.kind === 'rs' && op.operation === 'allGather');
-    if (wrongKind) {
-      return this.invalid(
-        'header',
-        `a ${c.kind} chunk from rank ${h.rank} for op ${h.op}, which is a ${op.operation}${isBroadcast ? ` from root ${op.root}` : ''} here`,
-        c.subject,
-      );
-    }
-    if (h.dtype !== op.dtype) {
-      return this.invalid('dtype', `expected ${op.dtype} chunks for op ${op.id}, got ${h.dtype}`, c.subject);
-    }
-    const shardIndex = isBroadcast ? 0 : h.shard;
-    const shard = op.layout.shards[shardIndex];
-    if (h.chunk >= shard.chunks) {
-      return this.invalid(
-        'range',
-        `expected a chunk index below ${shard.chunks} for shard ${h.shard} of a ${op.buf.length}-element buffer, got ${h.chunk}`,
-        c.subject,
-      );
-    }
-    const { offset, count } = chunkRange(op.layout, shardIndex, h.chunk);
-    if (h.offset !== offset || h.count !== count) {
-      return this.invalid(
-        'range',
-        `expected chunk ${h.chunk} of shard ${h.shard} at offset ${offset} with ${count} elements, got offset ${h.offset} with ${h.count} ` +
-          `(do all ranks use the same buffer length and chunkBytes?)`,
-        c.subject,
-      );
-    }
-    if (c.kind === 'rs') this.acceptContribution(op, c, offset, count);
-    else this.acceptReduced(op, c, shardIndex, offset, count);
+    const m = matchChunk(op, c);
+    if (!m.ok) return this.invalid(m.reason, m.detail, c.subject);
+    if (c.kind === 'rs') this.acceptContribution(op, c, m.offset, m.count);
+    else this.acceptReduced(op, c, m.shardIndex, m.offset, m.count);
     settleIfDone(op);
   }
 
@@ -459,7 +455,7 @@ class NatsCollective implements Collective {
     // The owner keeps exactly what it sends, so its replica matches the peers' bit for bit.
     if (op.dtype !== 'f32') decodeValues(op.dtype, body, values);
     try {
-      this.publishChunk(
+      this.publisher.send(
         this.agSubjects[this.rank],
         { op: op.id, rank: this.rank, shard: this.rank, chunk, offset, count },
         op.dtype,

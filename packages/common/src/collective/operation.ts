@@ -1,8 +1,9 @@
-// The bookkeeping of one collective operation in flight: what it reduces, which chunks arrived,
-// how it settles, and, when it times out, which ranks and chunks are missing.
-import type { WireDtype } from '../protocol/index.js';
+// The bookkeeping of one collective operation in flight: what it reduces, where an arriving chunk
+// goes, which chunks arrived, how it settles, and, when it times out, which ranks and chunks are missing.
+import type { InvalidReason, WireDtype } from '../protocol/index.js';
 import type { CollectiveOperation, MissingChunks } from './errors.js';
-import type { CollectiveLayout } from './layout.js';
+import type { InboundChunk } from './inbound-chunk.js';
+import { chunkRange, type CollectiveLayout } from './layout.js';
 
 export interface ActiveOp {
   readonly operation: CollectiveOperation;
@@ -94,4 +95,50 @@ export function missingChunks(op: ActiveOp, rank: number, worldSize: number): Mi
     if (chunks.length) missing.push({ rank: s, phase: 'all-gather', shard: s, chunks });
   }
   return missing;
+}
+
+export type ChunkMatch =
+  | { ok: true; shardIndex: number; offset: number; count: number }
+  | { ok: false; reason: InvalidReason; detail: string };
+
+/**
+ * Checks a structurally valid chunk against the operation in flight: its kind, dtype and place in
+ * the op's layout. Returns where its elements go, or why it must be dropped.
+ */
+export function matchChunk(op: ActiveOp, c: InboundChunk): ChunkMatch {
+  const h = c.header;
+  const isBroadcast = op.root >= 0;
+  const wrongKind = isBroadcast
+    ? c.kind !== 'bc' || c.subjectShard !== op.root
+    : c.kind === 'bc' || (c.kind === 'rs' && op.operation === 'allGather');
+  if (wrongKind) {
+    return {
+      ok: false,
+      reason: 'header',
+      detail: `a ${c.kind} chunk from rank ${h.rank} for op ${h.op}, which is a ${op.operation}${isBroadcast ? ` from root ${op.root}` : ''} here`,
+    };
+  }
+  if (h.dtype !== op.dtype) {
+    return { ok: false, reason: 'dtype', detail: `expected ${op.dtype} chunks for op ${op.id}, got ${h.dtype}` };
+  }
+  const shardIndex = isBroadcast ? 0 : h.shard;
+  const shard = op.layout.shards[shardIndex];
+  if (h.chunk >= shard.chunks) {
+    return {
+      ok: false,
+      reason: 'range',
+      detail: `expected a chunk index below ${shard.chunks} for shard ${h.shard} of a ${op.buf.length}-element buffer, got ${h.chunk}`,
+    };
+  }
+  const { offset, count } = chunkRange(op.layout, shardIndex, h.chunk);
+  if (h.offset !== offset || h.count !== count) {
+    return {
+      ok: false,
+      reason: 'range',
+      detail:
+        `expected chunk ${h.chunk} of shard ${h.shard} at offset ${offset} with ${count} elements, got offset ${h.offset} with ${h.count} ` +
+        `(do all ranks use the same buffer length and chunkBytes?)`,
+    };
+  }
+  return { ok: true, shardIndex, offset, count };
 }

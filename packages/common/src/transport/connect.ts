@@ -8,7 +8,11 @@ import { natsOptionsSchema, type NatsOptions } from './options.js';
 
 export type { NatsConnection } from '@nats-io/transport-node';
 
-export async function connectNats(options: NatsOptions): Promise<NatsConnection> {
+/**
+ * `pinned`: stay on the given servers, never on one the cluster advertises. A connection of the
+ * collective's data plane must reconnect to its own server or not at all (server-pool.ts).
+ */
+export async function connectNats(options: NatsOptions, { pinned = false } = {}): Promise<NatsConnection> {
   const parsed = natsOptionsSchema.safeParse(options);
   if (!parsed.success) throw new Error(`invalid NATS options: ${formatIssues(parsed.error, '(options)')}`);
   const o = parsed.data;
@@ -23,6 +27,7 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
     timeout: o.timeoutMs,
     // Gradient traffic is bursty; the default 10 s ping is enough to notice a dead server.
     pingInterval: 10_000,
+    ignoreClusterUpdates: pinned,
   };
   if (o.credsFile) opts.authenticator = credsAuthenticator(await readAuthFile(o.credsFile, 'creds'));
   else if (o.nkeyFile)

@@ -1,3 +1,5 @@
 export * from './options.js';
 export * from './connect.js';
 export * from './server.js';
+export * from './cluster.js';
+export * from './server-pool.js';

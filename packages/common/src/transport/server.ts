@@ -15,6 +15,23 @@ export interface NatsServerOptions {
   jetstream?: boolean;
   /** Require this user and password from every client. */
   auth?: { user: string; password: string };
+  /** Client port; default: a free one. */
+  port?: number;
+  /** Serve the monitoring endpoints (/varz, /routez, ...) on this port: {@link NatsServerHandle.monitorUrl}. */
+  monitorPort?: number;
+  /** Join a cluster: listen for routes on `port` and connect to the others' `routes`. */
+  cluster?: NatsClusterMembership;
+}
+
+export interface NatsClusterMembership {
+  /** The cluster's name, the same on every node. */
+  name: string;
+  /** This node's server_name, unique in the cluster (JetStream needs one). */
+  serverName: string;
+  /** Port this node accepts routes on. */
+  port: number;
+  /** Route URLs (nats-route://host:port) of the nodes to connect to; its own may be among them. */
+  routes: string[];
 }
 
 export interface NatsServerHandle {
@@ -23,6 +40,8 @@ export interface NatsServerHandle {
   readonly pid: number | undefined;
   /** Its temporary directory (configuration, JetStream store), removed by stop() or when its starter dies. */
   readonly dir: string;
+  /** http://host:port of the monitoring endpoints when started with a `monitorPort`. */
+  readonly monitorUrl: string | undefined;
   /** Kills the server (SIGKILL when `hard`), keeping its port and store for {@link start}. */
   kill(hard?: boolean): Promise<void>;
   /** Starts it again on the same port, e.g. after {@link kill} to simulate an outage. */
@@ -90,7 +109,8 @@ function spawnGuard(serverPid: number, dir: string): ChildProcess | undefined {
 /** Runs TFJS_DDP_NATS_SERVER, or `nats-server` from PATH, on a free port. */
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServerHandle> {
   const binary = process.env.TFJS_DDP_NATS_SERVER ?? 'nats-server';
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
+  const { monitorPort } = options;
   const dir = await mkdtemp(join(tmpdir(), 'tfjs-ddp-nats-'));
   dirs.add(dir);
   const maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
@@ -101,6 +121,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     `max_payload: ${maxPayload}`,
     `max_pending: ${Math.max(256 * 1024 * 1024, 8 * maxPayload)}`,
     `write_deadline: "60s"`,
+    monitorPort === undefined ? '' : `http: 127.0.0.1:${monitorPort}`,
+    options.cluster ? clusterBlock(options.cluster) : '',
     options.auth
       ? `authorization { user: ${JSON.stringify(options.auth.user)}, password: ${JSON.stringify(options.auth.password)} }`
       : '',
@@ -179,6 +201,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     url: `nats://127.0.0.1:${port}`,
     port,
     dir,
+    monitorUrl: monitorPort === undefined ? undefined : `http://127.0.0.1:${monitorPort}`,
     get pid() {
       return child?.pid;
     },
@@ -190,4 +213,12 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       dirs.delete(dir);
     },
   };
+}
+
+function clusterBlock(c: NatsClusterMembership): string {
+  const routes = c.routes.map((r) => JSON.stringify(r)).join(', ');
+  return [
+    `server_name: ${JSON.stringify(c.serverName)}`,
+    `cluster { name: ${JSON.stringify(c.name)}, listen: 127.0.0.1:${c.port}, routes: [${routes}] }`,
+  ].join('\n');
 }
