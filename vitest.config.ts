@@ -3,6 +3,16 @@ import { defineConfig } from 'vitest/config';
 
 const src = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src/index.ts`, import.meta.url));
 
+// The collective's suites over NATS, run a second time on a cluster of 3 nats-servers joined by
+// routes (tests/support/nats.ts reads the variable): shards spread over the servers must give the
+// same results and failures as one server.
+const OVER_A_CLUSTER = [
+  'tests/collective.test.ts',
+  'tests/collective-faults.test.ts',
+  'tests/collective-processes.test.ts',
+  'tests/hooks-nats.test.ts',
+];
+
 export default defineConfig({
   resolve: {
     // In-process tests run the TypeScript sources; spawned processes run the built dist (npm test builds first).
@@ -14,7 +24,13 @@ export default defineConfig({
     },
   },
   test: {
-    include: ['tests/**/*.test.ts', 'packages/*/test/**/*.test.ts'],
+    projects: [
+      { extends: true, test: { name: 'default', include: ['tests/**/*.test.ts', 'packages/*/test/**/*.test.ts'] } },
+      {
+        extends: true,
+        test: { name: 'nats-cluster', include: OVER_A_CLUSTER, env: { TFJS_DDP_TEST_NATS_SERVERS: '3' } },
+      },
+    ],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Integration tests start servers and processes; on 2 cores two test files at a time keeps them honest.

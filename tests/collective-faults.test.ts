@@ -11,28 +11,28 @@ import {
   INVALID_REASONS,
   PROTOCOL_VERSION,
   byteView,
-  connectNats,
   encodeChunkHeader,
   jobSubjects,
   type ChunkHeader,
-  type NatsConnection,
 } from '@tfjs-ddp/common';
 import { startNats, type NatsFixture } from './support/nats.js';
 import {
   CHUNK_BYTES,
+  connectForger,
   expectSameBits,
   expectedSum,
   randomBuffers,
   startRanks,
   until,
+  type Forger,
   type Ranks,
 } from './support/collective-ranks.js';
 
 let nats: NatsFixture;
-let forger: NatsConnection;
+let forger: Forger;
 beforeAll(async () => {
   nats = await startNats();
-  forger = await connectNats({ servers: [nats.url], name: 'forger' });
+  forger = await connectForger(nats.urls);
 });
 afterAll(async () => {
   await forger?.close();
@@ -47,7 +47,7 @@ function expectExactSum(buffers: Float32Array[], inputs: Float32Array[]): void {
 describe('a rank that never contributes', () => {
   let ranks: Ranks;
   beforeAll(async () => {
-    ranks = await startRanks(nats.url, 4, { chunkBytes: CHUNK_BYTES });
+    ranks = await startRanks(nats.urls, 4, { chunkBytes: CHUNK_BYTES });
   });
   afterAll(async () => {
     await ranks?.close();
@@ -100,7 +100,7 @@ describe('a rank that never contributes', () => {
 describe('aborting', () => {
   let ranks: Ranks;
   beforeAll(async () => {
-    ranks = await startRanks(nats.url, 3, { chunkBytes: CHUNK_BYTES });
+    ranks = await startRanks(nats.urls, 3, { chunkBytes: CHUNK_BYTES });
   });
   afterAll(async () => {
     await ranks?.close();
@@ -128,7 +128,7 @@ describe('aborting', () => {
 
   it('an abort that comes before a rank starts the operation fails it there too, at once; later ids work', async () => {
     // A deadline far beyond the test's: only the abort can end these operations.
-    const slow = await startRanks(nats.url, 3, { chunkBytes: CHUNK_BYTES, timeoutMs: 600_000 });
+    const slow = await startRanks(nats.urls, 3, { chunkBytes: CHUNK_BYTES, timeoutMs: 600_000 });
     try {
       const [c0, c1, c2] = slow.collectives;
       // Ranks 0 and 1 are in the all-reduce of op 10; rank 2 is still computing its gradient.
@@ -157,7 +157,7 @@ describe('aborting', () => {
 
 describe('a closed connection', () => {
   it('fails the operation saying which one and why', async () => {
-    const ranks = await startRanks(nats.url, 2, { chunkBytes: CHUNK_BYTES });
+    const ranks = await startRanks(nats.urls, 2, { chunkBytes: CHUNK_BYTES });
     try {
       await ranks.ncs[0].close();
       await expect(ranks.collectives[0].allReduce(new Float32Array(5_000))).rejects.toThrow(
@@ -177,7 +177,7 @@ describe('stale and forged messages', () => {
   }
 
   it('ignores chunks of an older generation and counts chunks of an ended operation as stale', async () => {
-    const ranks = await startRanks(nats.url, 3, { generation: 1, chunkBytes: CHUNK_BYTES });
+    const ranks = await startRanks(nats.urls, 3, { generation: 1, chunkBytes: CHUNK_BYTES });
     try {
       const inputs = randomBuffers(3, 3_000, 3);
       let buffers = inputs.map((b) => Float32Array.from(b));
@@ -215,7 +215,7 @@ describe('stale and forged messages', () => {
   });
 
   it('drops malformed, truncated, oversized and misaddressed chunks by reason and still sums exactly', async () => {
-    const ranks = await startRanks(nats.url, 2, { chunkBytes: CHUNK_BYTES });
+    const ranks = await startRanks(nats.urls, 2, { chunkBytes: CHUNK_BYTES });
     try {
       // 5000 elements: rank 0 owns [0, 2500) in chunks of 1024, 1024 and 452 elements.
       const inputs = randomBuffers(2, 5_000, 4);
@@ -276,7 +276,7 @@ describe('stale and forged messages', () => {
   });
 
   it('drops chunks of future operations beyond the queue bound and counts them', async () => {
-    const ranks = await startRanks(nats.url, 2, { chunkBytes: CHUNK_BYTES, maxQueuedBytes: 10_000 });
+    const ranks = await startRanks(nats.urls, 2, { chunkBytes: CHUNK_BYTES, maxQueuedBytes: 10_000 });
     try {
       const body = new Uint8Array(4096);
       for (let i = 0; i < 4; i++) {

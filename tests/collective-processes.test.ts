@@ -72,9 +72,10 @@ describe('ranks in separate processes', () => {
       const length = 100_003;
       const steps = 3;
       const job = `proc-${dtype}`;
+      // The first server in the order the ranks sort them, where they subscribe `go`.
       const nc = await connectNats({ servers: [nats.url] });
       const ranks = [...Array(worldSize).keys()].map((r) =>
-        spawnRank([nats.url, job, String(r), String(worldSize), String(length), String(steps), dtype]),
+        spawnRank([nats.urls.join(','), job, String(r), String(worldSize), String(length), String(steps), dtype]),
       );
       try {
         for (const r of ranks) expect(await r.line()).toBe('READY');

@@ -33,7 +33,7 @@ function expectIdentical(buffers: Float32Array[], expected: Float32Array): void 
 describe.each([2, 3, 4])('all-reduce with %i ranks', (worldSize) => {
   let ranks: Ranks;
   beforeAll(async () => {
-    ranks = await startRanks(nats.url, worldSize, { chunkBytes: CHUNK_BYTES });
+    ranks = await startRanks(nats.urls, worldSize, { chunkBytes: CHUNK_BYTES });
   });
   afterAll(async () => {
     await ranks?.close();
@@ -84,7 +84,7 @@ describe.each([2, 3, 4])('all-reduce with %i ranks', (worldSize) => {
 describe('across consecutive operations', () => {
   let ranks: Ranks;
   beforeAll(async () => {
-    ranks = await startRanks(nats.url, 3, { chunkBytes: CHUNK_BYTES });
+    ranks = await startRanks(nats.urls, 3, { chunkBytes: CHUNK_BYTES });
   });
   afterAll(async () => {
     await ranks?.close();
@@ -154,7 +154,7 @@ describe('across consecutive operations', () => {
 describe('broadcast and barrier', () => {
   let ranks: Ranks;
   beforeAll(async () => {
-    ranks = await startRanks(nats.url, 4, { chunkBytes: CHUNK_BYTES });
+    ranks = await startRanks(nats.urls, 4, { chunkBytes: CHUNK_BYTES });
   });
   afterAll(async () => {
     await ranks?.close();

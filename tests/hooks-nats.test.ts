@@ -31,7 +31,7 @@ const blockOf = (r: number, length: number, n: number) => [
 describe.each([1, 2, 3, 4])('all-gather with %i ranks', (worldSize) => {
   let ranks: Ranks;
   beforeAll(async () => {
-    ranks = await startRanks(nats.url, worldSize, { chunkBytes: CHUNK_BYTES });
+    ranks = await startRanks(nats.urls, worldSize, { chunkBytes: CHUNK_BYTES });
   });
   afterAll(async () => {
     await ranks?.close();
@@ -62,7 +62,7 @@ describe.each([1, 2, 3, 4])('all-gather with %i ranks', (worldSize) => {
 
 describe('an all-gather a rank never joins', () => {
   it('times out naming that rank and the block it did not send', async () => {
-    const ranks = await startRanks(nats.url, 3, { chunkBytes: CHUNK_BYTES });
+    const ranks = await startRanks(nats.urls, 3, { chunkBytes: CHUNK_BYTES });
     try {
       const bufs = [0, 1, 2].map(() => new Float32Array(30_000));
       const joined = [0, 1].map((r) => ranks.collectives[r].allGather(bufs[r], { timeoutMs: 1_000 }));
@@ -91,7 +91,7 @@ describe('hooks over NATS', () => {
   const length = 40 * 30 + 30 + 288 + 8;
   let ranks: Ranks;
   beforeAll(async () => {
-    ranks = await startRanks(nats.url, 3, { chunkBytes: CHUNK_BYTES });
+    ranks = await startRanks(nats.urls, 3, { chunkBytes: CHUNK_BYTES });
   });
   afterAll(async () => {
     await ranks?.close();

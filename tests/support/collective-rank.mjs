@@ -1,11 +1,12 @@
 // One rank of the multi-process collective test, run as its own `node` process against the built
 // @tfjs-ddp/common. It broadcasts rank 0's seeded buffer, then all-reduces a seeded buffer per step,
 // printing one JSON line with the SHA-256 of every result so the test can compare ranks bit for bit.
-// Usage: node collective-rank.mjs <nats-url> <job> <rank> <worldSize> <length> <steps> <dtype>
+// Usage: node collective-rank.mjs <nats-urls> <job> <rank> <worldSize> <length> <steps> <dtype>
+// (<nats-urls> comma-separated: the rank connects to each server, as a worker does).
 import { createHash } from 'node:crypto';
-import { connectNats, createNatsCollective, silentLogger } from '../../packages/common/dist/index.js';
+import { connectServerPool, createNatsCollective, silentLogger } from '../../packages/common/dist/index.js';
 
-const [url, job, rankArg, worldArg, lengthArg, stepsArg, dtype] = process.argv.slice(2);
+const [urls, job, rankArg, worldArg, lengthArg, stepsArg, dtype] = process.argv.slice(2);
 const [rank, worldSize, length, steps] = [rankArg, worldArg, lengthArg, stepsArg].map(Number);
 
 // Same generator and buffers as rng() and randomBuffers() in collective-ranks.ts.
@@ -30,8 +31,8 @@ const sha = (a) =>
     .update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength))
     .digest('hex');
 
-const nc = await connectNats({ servers: [url], name: `${job}-rank-${rank}` });
-const collective = await createNatsCollective(nc, {
+const pool = await connectServerPool({ servers: urls.split(','), name: `${job}-rank-${rank}` });
+const collective = await createNatsCollective(pool, {
   job,
   generation: 0,
   rank,
@@ -40,6 +41,8 @@ const collective = await createNatsCollective(nc, {
   timeoutMs: 20_000,
   log: silentLogger,
 });
+// On the first server, where the test publishes it.
+const nc = pool.connections[0];
 const go = nc.subscribe(`test.${job}.go`, { max: 1 });
 await nc.flush();
 process.stdout.write('READY\n');
@@ -56,4 +59,4 @@ for (let step = 0; step < steps; step++) {
 }
 process.stdout.write(JSON.stringify({ rank, hashes, bufferAllocations: collective.stats().bufferAllocations }) + '\n');
 await collective.close();
-await nc.close();
+await pool.close();

@@ -1,8 +1,10 @@
-// Test support for the collective: N ranks on separate NATS connections in this process, seeded
-// random gradients, and the reference results the collective must reproduce bit for bit.
+// Test support for the collective: N ranks in this process, each with its own connection to every
+// NATS server (a pool, as a worker holds), seeded random gradients, and the reference results the
+// collective must reproduce bit for bit.
 import { expect } from 'vitest';
+import type { MsgHdrs } from '@nats-io/nats-core';
 import {
-  connectNats,
+  connectServerPool,
   createCountingObserver,
   createNatsCollective,
   fromBfloat16Bits,
@@ -14,6 +16,7 @@ import {
   type CountingObserver,
   type NatsCollectiveOptions,
   type NatsConnection,
+  type NatsServerPool,
   type WireDtype,
 } from '@tfjs-ddp/common';
 
@@ -21,6 +24,9 @@ import {
 export const CHUNK_BYTES = 4096;
 
 export interface Ranks {
+  /** Rank r's connections, one per server. */
+  readonly pools: NatsServerPool[];
+  /** Rank r's connection to the first server. */
   readonly ncs: NatsConnection[];
   readonly collectives: Collective[];
   readonly observers: CountingObserver[];
@@ -29,21 +35,27 @@ export interface Ranks {
 
 export type RankOptions = Partial<Omit<NatsCollectiveOptions, 'rank' | 'worldSize' | 'observer'>>;
 
-/** Connects `worldSize` ranks, each on its own connection, and creates their collectives. */
-export async function startRanks(url: string, worldSize: number, options: RankOptions = {}): Promise<Ranks> {
-  const ncs: NatsConnection[] = [];
+/** Connects `worldSize` ranks to every server of `urls`, each rank on connections of its own, and creates their collectives. */
+export async function startRanks(
+  urls: string | readonly string[],
+  worldSize: number,
+  options: RankOptions = {},
+): Promise<Ranks> {
+  const pools: NatsServerPool[] = [];
   const collectives: Collective[] = [];
   const observers: CountingObserver[] = [];
   const close = async () => {
     await Promise.allSettled(collectives.map((c) => c.close()));
-    await Promise.allSettled(ncs.map((nc) => nc.close()));
+    await Promise.allSettled(pools.map((p) => p.close()));
   };
   try {
     for (let rank = 0; rank < worldSize; rank++) {
-      ncs.push(await connectNats({ servers: [url], name: `rank-${rank}` }));
+      pools.push(
+        await connectServerPool({ servers: typeof urls === 'string' ? [urls] : [...urls], name: `rank-${rank}` }),
+      );
       observers.push(createCountingObserver());
       collectives.push(
-        await createNatsCollective(ncs[rank], {
+        await createNatsCollective(pools[rank], {
           job: 'test-job',
           generation: 0,
           log: silentLogger,
@@ -58,7 +70,31 @@ export async function startRanks(url: string, worldSize: number, options: RankOp
     await close();
     throw err;
   }
-  return { ncs, collectives, observers, close };
+  return { pools, ncs: pools.map((p) => p.connections[0]), collectives, observers, close };
+}
+
+/**
+ * Publishes hand-made chunks as a rank would: each through the server that carries the subject's
+ * shard (the trailing number of `…rs.S`, `…ag.S`, `…bc.S`; shard S on server S mod K, every server
+ * up), where the ranks subscribed it, so what it sends never waits on interest crossing a route.
+ */
+export interface Forger {
+  publish(subject: string, body: Uint8Array, opts?: { headers?: MsgHdrs }): void;
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function connectForger(urls: readonly string[]): Promise<Forger> {
+  const pool = await connectServerPool({ servers: [...urls], name: 'forger' });
+  const via = (subject: string) => {
+    const shard = Number(/\.(\d+)$/.exec(subject)?.[1] ?? 0);
+    return pool.connections[shard % pool.connections.length];
+  };
+  return {
+    publish: (subject, body, opts) => via(subject).publish(subject, body, opts),
+    flush: async () => void (await Promise.all(pool.connections.map((nc) => nc.flush()))),
+    close: () => pool.close(),
+  };
 }
 
 /** Deterministic pseudo-random numbers in [0, 1). */

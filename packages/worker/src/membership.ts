@@ -12,6 +12,7 @@ import {
   type Logger,
   type MessageObserver,
   type NatsConnection,
+  type NatsServerPool,
   type Tf,
   type WorkerMetrics,
 } from '@tfjs-ddp/common';
@@ -19,6 +20,8 @@ import { register, RegistrationRefusedError, type RegistrationRequest } from './
 
 export interface WorkerMembershipOptions {
   nc: NatsConnection;
+  /** The collective's connections, one per NATS server of the job (`nc` itself when there is one). */
+  servers: NatsServerPool;
   tf: Tf;
   spec: JobSpec;
   subjects: JobSubjects;
@@ -104,7 +107,7 @@ export class WorkerMembership {
       log.info('not a member of this generation; waiting', { generation: gen });
       return false;
     }
-    this.collective = await createNatsCollective(nc, {
+    this.collective = await createNatsCollective(this.o.servers, {
       job: spec.name,
       generation: gen,
       rank: this.rank,

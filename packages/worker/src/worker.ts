@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import {
   connectNats,
+  connectServerPool,
   createCountingObserver,
   createLogger,
   createModel,
@@ -21,6 +22,7 @@ import {
   type MessageObserver,
   type MetricsServer,
   type NatsOptions,
+  type NatsServerPool,
   type WorkerMetrics,
 } from '@tfjs-ddp/common';
 import { BatchBuffers } from './batch.js';
@@ -63,7 +65,10 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerResult> {
   const metrics =
     opts.metrics ?? createWorkerMetrics({ job: spec.name, workerId, tensors: () => tf.memory().numTensors });
   let metricsServer: MetricsServer | undefined;
+  let servers: NatsServerPool | undefined;
   try {
+    // The all-reduce's connections, one to each listed server (just `nc` when one is listed).
+    servers = await connectServerPool({ name: `tfjs-ddp-worker-${workerId}`, ...opts.nats }, nc);
     if (opts.metricsAddr) {
       metricsServer = await startMetricsServer(opts.metricsAddr, {
         registry: metrics.registry,
@@ -88,6 +93,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerResult> {
     const stopped = new AbortController();
     const membership = new WorkerMembership({
       nc,
+      servers,
       tf,
       spec,
       subjects,
@@ -140,6 +146,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerResult> {
     }
   } finally {
     await metricsServer?.close();
+    await servers?.close();
     await nc.drain().catch(() => nc.close());
   }
 }

@@ -1,110 +1,75 @@
-// Starts a local cluster of nats-servers joined by routes (for tests and benchmarks of the
-// collective spread over several servers), waits until every server routes to every other, and
-// reads each server's monitoring figures (bytes and CPU) for reports.
+// Starts K local nats-servers joined by routes into one cluster (benchmarks and tests of the
+// collective spread over several servers), waits until every node has a route to every other one,
+// and reads a node's traffic and CPU from its monitoring endpoints.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, startNatsServer, type NatsServerHandle, type NatsServerOptions } from './server.js';
 
 export interface NatsClusterHandle {
-  /** In start order; server i is named `<name>-<i>`. */
+  /** The nodes, in start order. */
   readonly servers: readonly NatsServerHandle[];
-  /** The client URLs of the servers, in the same order. */
+  /** Their client URLs, in the same order; a rank connects to each (connectServerPool). */
   readonly urls: readonly string[];
-  /** Resolves once every running server has a route to every other running one. */
-  waitForRoutes(timeoutMs?: number): Promise<void>;
-  /** Stops every server and removes their temporary files. */
+  /** Resolves once every running node has a route to every other running one (after a restart, say). */
+  waitForRoutes(): Promise<void>;
+  /** Stops every node and removes their temporary files. */
   stop(): Promise<void>;
 }
 
-/** What a server's /varz says about its traffic and its process. */
+/** A node's counters since it started, from /varz and /routez. */
 export interface ServerTraffic {
-  /** Message bytes received from clients and routes since the server started. */
+  /** Message bytes (payload and headers) received from clients and routes. */
   inBytes: number;
-  /** Message bytes sent to clients and routes since the server started. */
+  /** Message bytes sent to clients and routes. */
   outBytes: number;
-  /** Message bytes sent to and received from the other servers (over routes), from /routez. */
+  /** Message bytes to and from the other nodes, over the routes, both directions. */
   routeBytes: number;
-  /** The server process's CPU use in percent of one core, as /varz reports it. */
+  /** The node's CPU use in percent of one core, as the server samples it. */
   cpu: number;
 }
 
-export interface NatsClusterOptions extends Omit<NatsServerOptions, 'cluster' | 'monitorPort' | 'port'> {
-  /** The cluster's name, also the prefix of the server names (default tfjs-ddp-local). */
-  name?: string;
-}
+export type NatsClusterOptions = Omit<NatsServerOptions, 'cluster' | 'port' | 'monitorPort'>;
+
+const ROUTES_TIMEOUT_MS = 20_000;
 
 /**
- * Starts `size` servers on free ports, each with monitoring, with routes to all the others, and
- * waits for the routes. JetStream stays off unless asked for (a clustered JetStream wants a quorum
- * of three). Stops what it started when one of them fails.
+ * Starts `size` nats-servers with monitoring, each routed to all the others: a subscriber on one
+ * node receives what is published on another. JetStream stays off unless asked for (clustered
+ * JetStream wants a quorum). Stops what it started when one node fails to start.
  */
 export async function startNatsCluster(size: number, options: NatsClusterOptions = {}): Promise<NatsClusterHandle> {
-  if (!Number.isInteger(size) || size < 1) throw new RangeError(`expected a cluster of at least 1 server, got ${size}`);
-  const { name = 'tfjs-ddp-local', ...serverOptions } = options;
-  const routePorts: number[] = [];
-  for (let i = 0; i < size; i++) routePorts.push(await freePort());
-  const servers: NatsServerHandle[] = [];
-  const stop = async () => {
-    await Promise.allSettled(servers.map((s) => s.stop()));
-  };
+  if (!Number.isInteger(size) || size < 1) throw new RangeError(`expected a cluster of at least 1 node, got ${size}`);
+  const name = `tfjs-ddp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  // Every port chosen before any node starts: a node's free client port must not be another's route port.
+  const ports = await distinctFreePorts(3 * size);
+  const node = (i: number) => ({ client: ports[3 * i], monitor: ports[3 * i + 1], route: ports[3 * i + 2] });
+  const nodes = [...Array(size).keys()];
+  const routes = nodes.map((i) => `nats-route://127.0.0.1:${node(i).route}`);
+  const started = await Promise.allSettled(
+    nodes.map((i) =>
+      startNatsServer({
+        jetstream: false,
+        ...options,
+        port: node(i).client,
+        monitorPort: node(i).monitor,
+        cluster: size > 1 ? { name, serverName: `${name}-${i}`, port: node(i).route, routes } : undefined,
+      }),
+    ),
+  );
+  const servers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const stop = async () => void (await Promise.allSettled(servers.map((s) => s.stop())));
+  const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  const cluster = { servers, urls: servers.map((s) => s.url), waitForRoutes: () => waitForRoutes(servers), stop };
   try {
-    for (let i = 0; i < size; i++) {
-      servers.push(
-        await startNatsServer({
-          jetstream: false,
-          ...serverOptions,
-          monitorPort: await freePort(),
-          cluster: {
-            name,
-            serverName: `${name}-${i}`,
-            port: routePorts[i],
-            routes: routePorts.filter((_, j) => j !== i).map((p) => `nats-route://127.0.0.1:${p}`),
-          },
-        }),
-      );
-    }
-    const cluster: NatsClusterHandle = {
-      servers,
-      urls: servers.map((s) => s.url),
-      waitForRoutes: (timeoutMs = 15_000) => waitForRoutes(servers, timeoutMs),
-      stop,
-    };
+    if (failed) throw failed.reason;
     await cluster.waitForRoutes();
-    return cluster;
   } catch (err) {
     await stop();
     throw err;
   }
+  return cluster;
 }
 
-async function waitForRoutes(servers: readonly NatsServerHandle[], timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const running = servers.filter((s) => s.pid !== undefined);
-    const routes = await Promise.all(running.map((s) => routeCount(s).catch(() => -1)));
-    if (routes.every((n) => n >= running.length - 1)) return;
-    if (Date.now() > deadline) {
-      const state = running.map((s, i) => `${s.url}: ${routes[i] < 0 ? 'no answer' : routes[i]}`).join(', ');
-      throw new Error(
-        `the nats-server cluster did not connect within ${timeoutMs} ms: expected ${running.length - 1} routes ` +
-          `on every server, got ${state}`,
-      );
-    }
-    await sleep(50);
-  }
-}
-
-async function monitor<T>(server: NatsServerHandle, endpoint: string): Promise<T> {
-  if (!server.monitorUrl) throw new Error(`${server.url} was started without monitoring; pass a monitorPort`);
-  const res = await fetch(`${server.monitorUrl}/${endpoint}`);
-  if (!res.ok) throw new Error(`GET ${server.monitorUrl}/${endpoint} answered ${res.status}`);
-  return (await res.json()) as T;
-}
-
-async function routeCount(server: NatsServerHandle): Promise<number> {
-  return (await monitor<{ num_routes: number }>(server, 'routez')).num_routes;
-}
-
-/** Reads a server's traffic counters and CPU from its monitoring endpoints. */
+/** Reads a node's counters; it must have been started with a `monitorPort`. */
 export async function serverTraffic(server: NatsServerHandle): Promise<ServerTraffic> {
   const [varz, routez] = await Promise.all([
     monitor<{ in_bytes: number; out_bytes: number; cpu: number }>(server, 'varz'),
@@ -116,4 +81,39 @@ export async function serverTraffic(server: NatsServerHandle): Promise<ServerTra
     routeBytes: (routez.routes ?? []).reduce((sum, r) => sum + r.in_bytes + r.out_bytes, 0),
     cpu: varz.cpu,
   };
+}
+
+async function monitor<T>(server: NatsServerHandle, endpoint: string): Promise<T> {
+  if (!server.monitorUrl)
+    throw new Error(`nats-server ${server.url} has no monitoring port: start it with a monitorPort`);
+  const res = await fetch(`${server.monitorUrl}/${endpoint}`);
+  if (!res.ok) throw new Error(`GET ${server.monitorUrl}/${endpoint} answered ${res.status} ${res.statusText}`);
+  return (await res.json()) as T;
+}
+
+async function waitForRoutes(servers: readonly NatsServerHandle[]): Promise<void> {
+  const deadline = Date.now() + ROUTES_TIMEOUT_MS;
+  // Other nodes, not routes: nats-server 2.10 pools several route connections per pair.
+  const peersOf = async (s: NatsServerHandle) =>
+    new Set((await monitor<{ routes?: { remote_id: string }[] }>(s, 'routez')).routes?.map((r) => r.remote_id)).size;
+  for (;;) {
+    const running = servers.filter((s) => s.pid !== undefined);
+    const peers = await Promise.all(running.map((s) => peersOf(s).catch(() => -1)));
+    if (peers.every((n) => n === running.length - 1)) return;
+    if (Date.now() > deadline) {
+      const state = running.map((s, i) => `${s.url}: ${peers[i] < 0 ? 'no answer' : peers[i]}`).join(', ');
+      throw new Error(
+        `the nats-server cluster did not connect within ${ROUTES_TIMEOUT_MS / 1000} s: expected routes to ` +
+          `${running.length - 1} other nodes on every node, got ${state}`,
+      );
+    }
+    await sleep(50);
+  }
+}
+
+/** Free ports, none repeated: ports picked one after another may coincide once released. */
+async function distinctFreePorts(count: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < count) ports.add(await freePort());
+  return [...ports];
 }
