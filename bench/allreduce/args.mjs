@@ -7,11 +7,13 @@ export const DTYPES = ['f32', 'f16', 'bf16'];
 export const USAGE = `Usage: npm run bench:allreduce -- [options]
 
 Benchmarks the NATS all-reduce with ranks as separate processes against raw NATS
-publish->subscribe bandwidth measured through the same server in the same run.
+publish->subscribe bandwidth measured through one server in the same run.
 
 Options:
   --sizes LIST    buffer sizes in MiB of fp32 (default 1,16,64)
   --world LIST    world sizes, each >= 2 (default 2,4)
+  --servers LIST  NATS servers per run, each >= 1: K servers are a local cluster with routes and
+                  the shards are spread over them (default 1)
   --dtypes LIST   wire dtypes among f32,f16,bf16 (default f32,f16,bf16)
   --iters N       timed all-reduces per case (default 10, and 5 for sizes >= 64 MiB)
   --warmup N      untimed all-reduces before each case (default 2)
@@ -24,6 +26,7 @@ Options:
  * @typedef {object} BenchArgs
  * @property {number[]} sizesMiB
  * @property {number[]} worldSizes
+ * @property {number[]} servers  cluster sizes K
  * @property {string[]} dtypes
  * @property {number | undefined} iters  undefined: the per-size default
  * @property {number} warmup
@@ -39,6 +42,7 @@ export function parseBenchArgs(argv) {
     {
       sizes: { type: 'string', default: '1,16,64' },
       world: { type: 'string', default: '2,4' },
+      servers: { type: 'string', default: '1' },
       dtypes: { type: 'string', default: DTYPES.join(',') },
       iters: { type: 'string' },
       warmup: { type: 'string', default: '2' },
@@ -51,6 +55,7 @@ export function parseBenchArgs(argv) {
   return {
     sizesMiB: list(values.sizes, '--sizes', (s) => positiveNumber(s, '--sizes')),
     worldSizes: list(values.world, '--world', (s) => count(s, '--world', 2)),
+    servers: list(values.servers, '--servers', (s) => count(s, '--servers', 1)),
     dtypes: list(values.dtypes, '--dtypes', (s) => {
       if (!DTYPES.includes(s)) throw new Error(`--dtypes: expected one of ${DTYPES.join(', ')}, got "${s}"`);
       return s;

@@ -5,14 +5,16 @@ import { Peer } from './peer.mjs';
 const RANK = new URL('./rank.mjs', import.meta.url);
 
 /**
- * @param {string} url  the NATS server
+ * @param {string | readonly string[]} urls  the NATS server, or every server of a cluster: each rank
+ *   connects to each one and the collective spreads its shards over them
  * @param {number} world  number of ranks
  */
-export async function startRankPool(url, world) {
+export async function startRankPool(urls, world) {
   const job = `bench-w${world}`;
+  const servers = typeof urls === 'string' ? urls : urls.join(',');
   const ranks = Array.from(
     { length: world },
-    (_, r) => new Peer(`rank ${r}/${world}`, RANK, [url, job, `${r}`, `${world}`]),
+    (_, r) => new Peer(`rank ${r}/${world}`, RANK, [servers, job, `${r}`, `${world}`]),
   );
   try {
     await Promise.all(ranks.map((p) => p.next('ready', 60_000)));
@@ -25,7 +27,7 @@ export async function startRankPool(url, world) {
      * Runs one case on every rank: the plain all-reduce with the wire `dtype`, or, given `hook` (a
      * hook spec) and `shapes` (the buffer's variables), that communication hook. Per timed
      * iteration, the time is the slowest rank's (each rank times its own call, started right after
-     * a barrier) and the delivered bytes are the sum of what every rank's connection received
+     * a barrier) and the delivered bytes are the sum of what every rank's connections received
      * during it. A hook's result must be the same on every rank.
      * @returns {Promise<{ ms: number[], deliveredBytes: number[] }>}
      */

@@ -1,14 +1,15 @@
-// One all-reduce rank of the benchmarks, run as its own process with its own NATS connection:
-// `rank.mjs <url> <job> <rank> <world>`. It keeps one collective for the whole run. Per `case`
+// One all-reduce rank of the benchmarks, run as its own process with its own NATS connections:
+// `rank.mjs <urls> <job> <rank> <world>`, <urls> comma-separated, one connection to each server (the
+// collective spreads its shards over them). It keeps one collective for the whole run. Per `case`
 // message it runs warm-up and timed plain all-reduces and checks every result; per `hook-case`
 // message (bench:compare's compressed variants) it builds the communication hook the case names,
 // runs warm-up and timed reductions and returns a digest of the result, which must be equal on
 // every rank.
 import { createHash } from 'node:crypto';
-import { COMM_HOOK_OPS, connectNats, createCommHook, createNatsCollective, silentLogger } from '@tfjs-ddp/common';
+import { COMM_HOOK_OPS, connectServerPool, createCommHook, createNatsCollective, silentLogger } from '@tfjs-ddp/common';
 import { serve } from './serve.mjs';
 
-const [url, job, rankArg, worldArg] = process.argv.slice(2);
+const [urls, job, rankArg, worldArg] = process.argv.slice(2);
 const rank = Number(rankArg);
 const world = Number(worldArg);
 // Generous: a 64 MiB all-reduce among 4 ranks sharing 2 cores takes seconds, not milliseconds.
@@ -18,8 +19,8 @@ const OP_TIMEOUT_MS = 300_000;
 // offset shows up as a wrong value.
 const PERIOD = 7;
 
-const nc = await connectNats({ servers: [url], name: `bench-rank-${rank}` });
-const collective = await createNatsCollective(nc, {
+const pool = await connectServerPool({ servers: urls.split(','), name: `bench-rank-${rank}` });
+const collective = await createNatsCollective(pool, {
   job,
   generation: 1,
   rank,
@@ -84,12 +85,16 @@ function gradientLike(length) {
  * barrier's own few hundred bytes are noise next to a buffer.
  */
 async function timed(reduce) {
-  const before = nc.stats().inBytes;
+  const before = receivedBytes();
   await barrier();
   const t0 = performance.now();
   await reduce();
   const ms = performance.now() - t0;
-  return { ms, inBytes: nc.stats().inBytes - before };
+  return { ms, inBytes: receivedBytes() - before };
+}
+
+function receivedBytes() {
+  return pool.connections.reduce((sum, nc) => sum + nc.stats().inBytes, 0);
 }
 
 serve(
@@ -136,7 +141,7 @@ serve(
   },
   async () => {
     await collective.close();
-    await nc.drain();
+    await pool.close();
   },
 );
 process.send({ type: 'ready' });
