@@ -11,6 +11,8 @@ const OVER_A_CLUSTER = [
   'tests/collective-faults.test.ts',
   'tests/collective-processes.test.ts',
   'tests/hooks-nats.test.ts',
+  // DESIGN §3's equivalence (1-3 workers as processes given every server with --nats).
+  'tests/equivalence.test.ts',
 ];
 
 export default defineConfig({

@@ -34,7 +34,14 @@ describe('equivalence across world sizes', () => {
 
   async function train(workers: number): Promise<Float32Array> {
     const output = `${dir.path}/out-${workers}`;
-    const cluster = await startLocalCluster({ job, workers, nats: nats.url, output, onWorkerOutput: () => {} });
+    // Every server of the fixture: one, or a cluster's three, over which the workers spread the all-reduce.
+    const cluster = await startLocalCluster({
+      job,
+      workers,
+      nats: nats.urls.join(','),
+      output,
+      onWorkerOutput: () => {},
+    });
     try {
       const summary = await cluster.result();
       expect(summary.worldSize).toBe(workers);

@@ -25,7 +25,10 @@ export interface LocalClusterOptions {
   /** Path of the job file (YAML or JSON). */
   job: string;
   workers: number;
-  /** URL of a running NATS server; omitted: a nats-server is started on a free port. */
+  /**
+   * URL of a running NATS server, or the comma-separated URLs of a cluster's servers (the workers
+   * spread the all-reduce over them); omitted: a nats-server is started on a free port.
+   */
   nats?: string;
   /** Credentials and TLS for that server, passed to the coordinator and, as environment variables, to the workers. */
   natsOptions?: NatsOptions;
@@ -107,6 +110,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   let server: NatsServerHandle | undefined;
   const natsUrl = options.nats ?? (server = await startNatsServer({ jetstream: true })).url;
   if (server) log.info('started nats-server', { url: natsUrl });
+  const servers = natsUrl.split(',').map((s) => s.trim());
 
   const events: LocalCluster['events'] = new EventEmitter();
   const children = new Map<string, ChildProcess>();
@@ -117,7 +121,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     // Gang start on every worker launched here: training waits until all of them have joined.
     gangSize: options.workers,
     observer: options.observer,
-    nats: { ...options.natsOptions, servers: [natsUrl] },
+    nats: { ...options.natsOptions, servers },
     statusAddr: options.statusAddr,
     trace: options.trace ? resolve(options.trace) : undefined,
     log: log.child('coordinator'),
@@ -144,7 +148,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
         // The IPC channel ties the worker's life to this process: see the worker bin.
         stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
         // The worker bin reads NATS credentials from the environment, so they never show in `ps`.
-        env: { ...process.env, ...natsOptionsToEnv({ ...options.natsOptions, servers: [natsUrl] }) },
+        env: { ...process.env, ...natsOptionsToEnv({ ...options.natsOptions, servers }) },
       },
     );
     children.set(`local-${i}`, child);
