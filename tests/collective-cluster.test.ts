@@ -145,7 +145,8 @@ describe('a server killed mid-operation', () => {
           ),
         );
       }
-      // Rank 2 starts after the loss: its operation fails at once, naming the same server.
+      // Rank 2 starts once it has seen the loss: its operation fails at once, naming the same server.
+      await until(() => !ranks.pools[2].isUp(2), 'rank 2 to see server 3 go');
       await expect(c2.allReduce(Float32Array.from(inputs[2]))).rejects.toThrow(
         `failed: this rank is not connected to NATS server ${victim.url}`,
       );

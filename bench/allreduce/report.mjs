@@ -48,6 +48,7 @@ export function toText(run) {
     `tfjs-ddp NATS all-reduce benchmark, ${machine.date}`,
     `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}`,
     `versions: node ${machine.node}, nats-server ${machine.natsServer}`,
+    `load average (1 min): ${run.load.before.toFixed(2)} before the run, ${run.load.after.toFixed(2)} after`,
     `servers: max_payload ${server.maxPayload} B; chunk ${server.chunkBytes} B; ranks are separate processes, ` +
       'each with one NATS connection to each server of its case',
     ...clusters.map(

@@ -8,7 +8,8 @@ import { runWorker } from './worker.js';
 const USAGE = `usage: tfjs-ddp-worker --job FILE [--nats URL] [--backend auto|tensorflow|webgpu|wasm|cpu] [--worker-id ID]
        [--metrics-addr HOST:PORT]
   --job FILE        the job spec (also TFJS_DDP_JOB); must be the coordinator's
-  --nats URL        NATS server(s), comma-separated (also TFJS_DDP_NATS_URL; default nats://127.0.0.1:4222)
+  --nats URL        NATS server(s), comma-separated: the all-reduce is spread over every one listed
+                    (also TFJS_DDP_NATS_URL; default nats://127.0.0.1:4222)
   --backend NAME    compute backend (also TFJS_DDP_BACKEND; default auto)
   --worker-id ID    stable id across restarts, e.g. the pod name (also TFJS_DDP_WORKER_ID; default host-pid-random)
   --metrics-addr HOST:PORT

@@ -5,7 +5,11 @@ import type { InferredOptionTypes, Options } from 'yargs';
 import { envVarFor } from '../env.js';
 
 export const natsFlags = {
-  nats: { type: 'string', describe: 'NATS server URL(s), comma-separated (default nats://127.0.0.1:4222)' },
+  nats: {
+    type: 'string',
+    describe:
+      'NATS server URL(s), comma-separated; workers spread the all-reduce over every one listed (default nats://127.0.0.1:4222)',
+  },
   'nats-user': { type: 'string', describe: 'user name for NATS' },
   'nats-password': { type: 'string', describe: 'password for NATS' },
   'nats-token': { type: 'string', describe: 'token for NATS' },

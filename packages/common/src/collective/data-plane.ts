@@ -56,7 +56,8 @@ export function createDataPlane(
   generation: number,
 ): DataPlane {
   const pool = 'connections' in servers ? servers : singleServer(servers);
-  const live = pool.connections.map((_, i) => i).filter((i) => pool.isUp(i));
+  // A connection being re-established has no server info yet, whatever its last status said.
+  const live = pool.connections.map((_, i) => i).filter((i) => pool.isUp(i) && pool.connections[i].info);
   if (live.length === 0) {
     throw new Error(
       `none of the NATS servers ${pool.urls.join(', ')} is connected; the collective needs at least one ` +
