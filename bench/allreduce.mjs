@@ -10,7 +10,7 @@ import { killAllPeers } from './allreduce/peer.mjs';
 import { MAX_PAYLOAD, startRawBaseline } from './allreduce/raw-bandwidth.mjs';
 import { startRankPool } from './allreduce/rank-pool.mjs';
 import { toJson, toText } from './allreduce/report.mjs';
-import { sampleServers, serverUsage } from './allreduce/server-stats.mjs';
+import { otherChildrenSeconds, sampleServers, serverUsage } from './allreduce/server-stats.mjs';
 import { bandwidths, deliveredBytes, median, summary } from './allreduce/stats.mjs';
 
 const MIB = 2 ** 20;
@@ -52,9 +52,24 @@ async function main(args) {
               );
               const before = await sampleServers(servers);
               const r = await pool.runCase({ floats, dtype, warmup: args.warmup, iters, timeoutMs: 600_000 });
-              const usage = serverUsage(before, await sampleServers(servers));
+              const after = await sampleServers(servers);
+              const usage = serverUsage(before, after);
+              const rankCpuSeconds = otherChildrenSeconds(before, after);
               const ops = args.warmup + iters;
-              cases.push(describeCase({ servers, world, sizeMiB, dtype, fp32Bytes: floats * 4, iters, ops, r, usage }));
+              cases.push(
+                describeCase({
+                  servers,
+                  world,
+                  sizeMiB,
+                  dtype,
+                  fp32Bytes: floats * 4,
+                  iters,
+                  ops,
+                  r,
+                  usage,
+                  rankCpuSeconds,
+                }),
+              );
               progress(`  median ${cases.at(-1).timeMs.median.toFixed(1)} ms`);
             }
           }
@@ -85,9 +100,10 @@ async function main(args) {
  * `usage`: per server (in placement order) what it sent and the CPU it used over the whole case,
  * warm-up included: a server's bytes per all-reduce are its bytes out divided by the `ops`
  * all-reduces run (the barriers around them add a few hundred bytes), its delivery rate those over
- * the median time, as for the formula's delivery.
+ * the median time, as for the formula's delivery. `rankCpuSeconds`: what the rank processes used
+ * over the same span.
  */
-function describeCase({ servers, world, sizeMiB, dtype, fp32Bytes, iters, ops, r, usage }) {
+function describeCase({ servers, world, sizeMiB, dtype, fp32Bytes, iters, ops, r, usage, rankCpuSeconds }) {
   const timeMs = summary(r.ms);
   const seconds = timeMs.median / 1000;
   const delivered = deliveredBytes(fp32Bytes, world, dtype);
@@ -114,6 +130,7 @@ function describeCase({ servers, world, sizeMiB, dtype, fp32Bytes, iters, ops, r
     deliveredBytesPerOp: delivered,
     measuredDeliveredBytesPerOp: median(r.deliveredBytes),
     deliveryRate: delivered / seconds,
+    rankCpuSecondsPerOp: rankCpuSeconds === undefined ? undefined : rankCpuSeconds / ops,
     perServer,
   };
 }

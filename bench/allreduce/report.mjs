@@ -15,7 +15,8 @@ const PER_SERVER_METHOD =
   "all-reduces run (warm-up included); delivery = out / t; share = out / the servers' out together; routes = " +
   "bytes over its routes to other servers (its /routez, in + out) per all-reduce; CPU = the server process's " +
   "CPU time over the case / the case's wall time, in % of one core (from /proc; 'v' marks the server's own /varz sample); " +
-  'CPU ms = its CPU time per all-reduce; MB/CPU-s = out / CPU time, what the server delivers per second of one core of its own';
+  'CPU ms = its CPU time per all-reduce; MB/CPU-s = out / CPU time, what the server delivers per second of one core of its own; ' +
+  "the all row adds the servers and gives the rank processes' CPU ms per all-reduce beside them (ranks ms)";
 
 /** @param {object} run  everything measured, as built by allreduce.mjs */
 export function toJson(run) {
@@ -115,6 +116,7 @@ export function toText(run) {
     'CPU %',
     'CPU ms',
     'MB/CPU-s',
+    'ranks ms',
   ];
   const serverRows = [];
   for (const c of cases) {
@@ -132,6 +134,7 @@ export function toText(run) {
         `${fmt(s.cpuPercent, 0)}${s.cpuFrom === 'varz' ? ' v' : ''}`,
         s.cpuSecondsPerOp === undefined ? '-' : fmt(s.cpuSecondsPerOp * 1000, 1),
         s.cpuSecondsPerOp ? fmt(s.deliveredBytesPerOp / s.cpuSecondsPerOp / MB, 0) : '-',
+        c.perServer.length > 1 || c.rankCpuSecondsPerOp === undefined ? '' : fmt(c.rankCpuSecondsPerOp * 1000, 0),
       ]);
     }
     if (c.perServer.length > 1) {
@@ -151,6 +154,7 @@ export function toText(run) {
         fmt(cpu, 0),
         cpuMs === undefined ? '-' : fmt(cpuMs, 1),
         cpuMs ? fmt(total / (cpuMs / 1000) / MB, 0) : '-',
+        c.rankCpuSecondsPerOp === undefined ? '-' : fmt(c.rankCpuSecondsPerOp * 1000, 0),
       ]);
     }
   }
