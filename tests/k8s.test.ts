@@ -354,9 +354,15 @@ describe.skipIf(!KUBECTL)('k8s manifests', () => {
         containerPort: port(worker.get('TFJS_DDP_METRICS_ADDR')?.value),
       });
 
-      const nats = new URL(worker.get('TFJS_DDP_NATS_URL')?.value ?? '');
-      const natsService = find(objects(), 'Service', nats.hostname).spec as { ports: { port: number }[] };
-      expect(natsService.ports.map((p) => p.port)).toContain(Number(nats.port));
+      // Every worker is wired to every NATS server: one URL per pod of the StatefulSet, by the pod's
+      // name under its headless Service, on a port that Service serves.
+      const natsSet = find(objects(), 'StatefulSet', 'nats').spec as { replicas: number; serviceName: string };
+      const urls = (worker.get('TFJS_DDP_NATS_URL')?.value ?? '').split(',').map((u) => new URL(u));
+      expect(urls.map((u) => u.hostname).sort()).toEqual(
+        [...Array(natsSet.replicas).keys()].map((i) => `nats-${i}.${natsSet.serviceName}`),
+      );
+      const headless = find(objects(), 'Service', natsSet.serviceName).spec as { ports: { port: number }[] };
+      for (const u of urls) expect(headless.ports.map((p) => p.port)).toContain(Number(u.port));
     });
 
     it('resolves every ConfigMap, Secret and volume claim the pods refer to', () => {
