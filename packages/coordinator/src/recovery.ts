@@ -32,26 +32,46 @@ export class Recovery {
 
   /**
    * Runs `attempt` until it succeeds, recovering after each StepFailedError. `step` is the step the
-   * job stands at. With `ifApplied`, a recovery that finds `step` applied after all (every rank had
-   * finished it when one failed to report) returns `ifApplied()` instead of redoing it.
+   * job stands at (a function where the attempt moves it: a window of steps commits as it goes). With
+   * `ifApplied`, a recovery that finds `step` applied after all (every rank had finished it when one
+   * failed to report) calls `ifApplied(last applied step)`: its result ends the run, or `undefined`
+   * (steps of a window are left after the applied ones) tries the attempt again from the new step.
    */
-  async run<T>(what: string, step: number, attempt: () => Promise<T>, ifApplied?: () => T): Promise<T> {
+  async run<T>(
+    what: string | (() => string),
+    step: number | (() => number),
+    attempt: () => Promise<T>,
+    ifApplied?: (applied: number) => T | undefined,
+  ): Promise<T> {
+    const at = typeof step === 'number' ? () => step : step;
+    const label = typeof what === 'string' ? () => what : what;
     let failures = 0;
+    let failedAt = -1;
     let failed: StepFailedError | undefined;
     for (;;) {
       try {
         if (failed) {
-          const applied = await this.recover(failed, step);
+          const applied = await this.recover(failed, at());
           failed = undefined;
-          if (applied && ifApplied) return ifApplied();
+          if (ifApplied && applied >= at()) {
+            const value = ifApplied(applied);
+            if (value !== undefined) return value;
+          }
         }
         return await attempt();
       } catch (err) {
         if (!(err instanceof StepFailedError)) throw err;
+        // Attempts are counted per step: a window that moved on since its last failure starts again at one.
+        if (at() !== failedAt) {
+          failures = 0;
+          failedAt = at();
+        }
         failures += 1;
         // An exchange that fails again and again on live workers is broken, not unlucky: stop, saying why.
         if (failures >= MAX_ATTEMPTS) {
-          throw new JobFailedError(`${what} failed ${failures} times; the last time: ${err.message}`, { cause: err });
+          throw new JobFailedError(`${label()} failed ${failures} times; the last time: ${err.message}`, {
+            cause: err,
+          });
         }
         failed = err;
       }
@@ -61,9 +81,10 @@ export class Recovery {
   /**
    * After a failed attempt: abort it on every rank, drop the workers that stopped heartbeating, wait
    * (up to faults.rejoinTimeoutMs) while fewer than workers.min remain, and form a new generation.
-   * Returns whether `step` was applied after all (then it must not be redone).
+   * Returns the last step applied in the state the new generation took (`step` or later: it was
+   * applied after all and must not be redone).
    */
-  private async recover(err: StepFailedError, step: number): Promise<boolean> {
+  private async recover(err: StepFailedError, step: number): Promise<number> {
     const { control, membership, spec, log } = this.o;
     this.aborted += 1;
     this.o.events.emit('aborted', { step, reason: err.message });
@@ -74,7 +95,6 @@ export class Recovery {
     await new Promise((r) => setTimeout(r, Math.min(2_000, spec.faults.heartbeatTimeoutMs)));
     membership.dropLost();
     await membership.waitForWorkers(spec.faults.rejoinTimeoutMs, 'remained or rejoined');
-    const applied = await this.o.generations.form(step, `recovery: ${err.message}`);
-    return applied >= step;
+    return this.o.generations.form(step, `recovery: ${err.message}`);
   }
 }

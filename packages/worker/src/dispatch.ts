@@ -49,6 +49,13 @@ export class Dispatcher {
   private readonly queue: CommandQueue;
   /** The generation whose step an overflow of the command queue failed (once is enough). */
   private overflowedGen = -1;
+  /**
+   * Steps the coordinator sent ahead that cannot succeed any more: those of a generation in which a
+   * step failed here (the next one would start from parameters the others may have updated), and
+   * those the coordinator aborted. They are skipped, not computed only to fail in the all-reduce.
+   */
+  private failedStepGen = -1;
+  private aborted = { gen: -1, before: 0 };
 
   constructor(private readonly o: DispatcherOptions) {
     this.queue = new CommandQueue(COMMAND_QUEUE_LIMITS, () => o.membership.gen);
@@ -67,6 +74,7 @@ export class Dispatcher {
     if (cmd.type === 'abort' && cmd.gen === membership.gen) {
       membership.abort(cmd.reason, { before: cmd.before });
       training.abort(cmd.reason, cmd.before);
+      this.aborted = { gen: cmd.gen, before: cmd.before ?? Number.MAX_SAFE_INTEGER };
     }
     if (cmd.type === 'hello' && membership.isNewCoordinator(cmd.instance))
       membership.abort('a new coordinator started');
@@ -123,12 +131,16 @@ export class Dispatcher {
       }
       if (cmd.type !== 'generation' && cmd.gen !== membership.gen) continue;
       if (cmd.type !== 'generation' && membership.rank < 0) continue;
+      if (cmd.type === 'step' && (cmd.gen === this.failedStepGen || this.isAborted(cmd))) continue;
       if (cmd.type !== 'step') this.o.training.interrupted();
       try {
         await this.handle(cmd);
       } catch (err) {
         const e = err as Error;
-        if (cmd.type === 'step') this.o.metrics.stepAborted();
+        if (cmd.type === 'step') {
+          this.o.metrics.stepAborted();
+          this.failedStepGen = membership.gen;
+        }
         log.error(`${cmd.type} failed`, { error: e.message });
         this.report({
           type: 'failed',
@@ -144,6 +156,10 @@ export class Dispatcher {
 
   close(): void {
     this.queue.close();
+  }
+
+  private isAborted(cmd: Extract<Command, { type: 'step' }>): boolean {
+    return cmd.gen === this.aborted.gen && cmd.op < this.aborted.before;
   }
 
   private async handle(cmd: Exclude<Command, { type: 'stop' | 'hello' | 'abort' }>): Promise<void> {

@@ -107,6 +107,13 @@ export const jobSpecSchema = z
       .prefault({}),
     /** Steps between checks that all replicas hold identical parameters; 0 disables the check. */
     hashCheckEvery: z.number().int().min(0).default(100),
+    /**
+     * Steps the coordinator sends before the first of them is acknowledged by every rank: a worker
+     * starts its next step as soon as its update is applied instead of waiting for a round trip to
+     * the coordinator. 1 is lockstep (each step waits for every report of the one before). The window
+     * never crosses an epoch end, a checkpoint or an admission of new workers.
+     */
+    stepsAhead: positiveInt.max(64).default(4),
     checkpoint: z
       .strictObject({
         /**

@@ -72,18 +72,31 @@ export class DataPlan {
     if (o.cursor) this.restore(o.cursor);
   }
 
-  /** The step at the cursor divided over `worldSize` ranks, without moving the cursor (e.g. to redo an aborted step). */
-  peek(worldSize: number): PlannedStep {
-    const globalCount = Math.min(this.batchSize, this.size - this.#position);
+  /**
+   * The step at the cursor divided over `worldSize` ranks, without moving the cursor (e.g. to redo an
+   * aborted step); with `ahead`, the step that many after it in the same epoch (steps sent before the
+   * one at the cursor is acknowledged).
+   */
+  peek(worldSize: number, ahead = 0): PlannedStep {
+    const left = this.stepsLeftInEpoch();
+    if (!Number.isInteger(ahead) || ahead < 0 || ahead >= left)
+      throw new Error(`peek: ${ahead} steps ahead is outside the epoch, which has ${left} steps left`);
+    const position = this.#position + ahead * this.batchSize;
+    const globalCount = Math.min(this.batchSize, this.size - position);
     return {
       epoch: this.#epoch,
-      step: Math.floor(this.#position / this.batchSize),
+      step: Math.floor(position / this.batchSize),
       stepsInEpoch: this.stepsPerEpoch,
-      start: this.#position,
+      start: position,
       globalCount,
-      slices: splitEvenly(this.#position, globalCount, worldSize),
-      epochEnd: this.#position + globalCount === this.size,
+      slices: splitEvenly(position, globalCount, worldSize),
+      epochEnd: position + globalCount === this.size,
     };
+  }
+
+  /** Steps of the current epoch from the cursor on, the one at the cursor included. */
+  stepsLeftInEpoch(): number {
+    return this.stepsPerEpoch - Math.floor(this.#position / this.batchSize);
   }
 
   /** Moves the cursor past the step {@link peek} describes, into the next epoch after its last step. */

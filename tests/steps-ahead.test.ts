@@ -1,0 +1,177 @@
+// Steps sent ahead (job spec `stepsAhead`): the coordinator keeps up to that many steps outstanding,
+// so workers start the next step without a round trip to it, and never more, so a restarted
+// coordinator still resumes at a checkpointed sample. The coordinator's intake of reports is slowed
+// here (each report reaches it 150 ms late) so the workers really are ahead of its acknowledgements:
+// a worker killed then must still leave every sample trained once per epoch.
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Msg } from '@nats-io/transport-node';
+import { startLocalCluster, type JobSummary } from 'tfjs-ddp';
+import {
+  commandSchema,
+  connectNats,
+  decodeMessage,
+  jobSubjects,
+  reportSchema,
+  type NatsConnection,
+} from '@tfjs-ddp/common';
+import { ControlPlane } from '../packages/coordinator/src/control.js';
+import { startNats, type NatsFixture } from './support/nats.js';
+import { fashionSubset, savedWeights, tempDir, writeJob, type TempDir } from './support/jobs.js';
+import { expectSameBits } from './support/collective-ranks.js';
+import { uncoveredOrRepeated } from './support/coverage.js';
+
+const TRAIN = 2000;
+const BATCH = 100;
+const EPOCHS = 2;
+const INTAKE_DELAY_MS = 150;
+
+/** What an observer on the job's subjects sees: steps sent, and per worker the last step it reported done. */
+interface Watch {
+  lastSent: number;
+  /** The newest generation's members, in rank order. */
+  members: string[];
+  reported: Map<string, number>;
+  close(): Promise<void>;
+}
+
+async function watchJob(url: string, job: string): Promise<Watch> {
+  const nc: NatsConnection = await connectNats({ servers: [url], name: 'steps-ahead-observer' });
+  const subjects = jobSubjects(job);
+  const watch: Watch = {
+    lastSent: -1,
+    members: [],
+    reported: new Map(),
+    close: () => nc.drain(),
+  };
+  nc.subscribe(subjects.control, {
+    callback: (_err, m) => {
+      const r = decodeMessage(commandSchema, m.data, { maxBytes: 1 << 24, job });
+      if (!r.ok) return;
+      if (r.value.type === 'step') watch.lastSent = Math.max(watch.lastSent, r.value.step);
+      if (r.value.type === 'generation') watch.members = [...r.value.members];
+    },
+  });
+  nc.subscribe(subjects.report, {
+    callback: (_err, m) => {
+      const r = decodeMessage(reportSchema, m.data, { maxBytes: 1 << 24, job });
+      if (r.ok && r.value.type === 'stepDone') {
+        const { workerId, step } = r.value;
+        watch.reported.set(workerId, Math.max(watch.reported.get(workerId) ?? -1, step));
+      }
+    },
+  });
+  await nc.flush();
+  return watch;
+}
+
+describe('steps sent ahead of the coordinator', () => {
+  let nats: NatsFixture;
+  let dir: TempDir;
+  let data: { train: { images: string; labels: string }; test: { images: string; labels: string } };
+  const original = ControlPlane.prototype.onReport;
+
+  beforeAll(async () => {
+    nats = await startNats({ binaryOnly: true });
+    dir = await tempDir('steps-ahead');
+    data = { train: await fashionSubset(dir.path, 'train', TRAIN), test: await fashionSubset(dir.path, 't10k', 500) };
+    // Every report reaches the coordinator late, in the order it came: its acknowledgements lag the workers.
+    ControlPlane.prototype.onReport = function (this: ControlPlane, m: Msg) {
+      setTimeout(() => original.call(this, m), INTAKE_DELAY_MS);
+    };
+  });
+  afterAll(async () => {
+    ControlPlane.prototype.onReport = original;
+    await nats?.stop();
+    await dir?.remove();
+  });
+
+  let cleanup: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanup.reverse()) await c();
+    cleanup = [];
+  });
+
+  function job(name: string, stepsAhead: number): Promise<string> {
+    return writeJob(dir.path, name, {
+      name,
+      model: { zoo: 'mlp' },
+      data: { train: { type: 'idx', ...data.train }, test: { type: 'idx', ...data.test } },
+      optimizer: { type: 'adam', learningRate: 0.002 },
+      loss: 'sparseCategoricalCrossentropy',
+      metrics: ['accuracy'],
+      batchSize: BATCH,
+      epochs: EPOCHS,
+      seed: 5,
+      hashCheckEvery: 1,
+      stepsAhead,
+      workers: { min: 2, max: 3 },
+      faults: { heartbeatTimeoutMs: 1500, rejoinTimeoutMs: 20000 },
+      output: join(dir.path, 'out', name),
+    });
+  }
+
+  /**
+   * Runs `name` on `workers` worker processes; after every step the coordinator commits, `during`
+   * sees how many it committed and the observer's view. Returns the summary and the most steps
+   * ever outstanding (sent, not yet committed).
+   */
+  async function run(
+    name: string,
+    stepsAhead: number,
+    workers: number,
+    during?: (committed: number, watch: Watch, cluster: Awaited<ReturnType<typeof startLocalCluster>>) => void,
+  ): Promise<{ summary: JobSummary; maxOutstanding: number }> {
+    const path = await job(name, stepsAhead);
+    const watch = await watchJob(nats.url, name);
+    cleanup.push(() => watch.close());
+    const cluster = await startLocalCluster({ job: path, workers, nats: nats.url, onWorkerOutput: () => {} });
+    cleanup.push(() => cluster.stop());
+    let maxOutstanding = 0;
+    cluster.events.on('progress', (p) => {
+      // Steps 0 .. globalStep - 1 are committed; every step sent after them is outstanding.
+      maxOutstanding = Math.max(maxOutstanding, watch.lastSent + 1 - p.globalStep);
+      during?.(p.globalStep, watch, cluster);
+    });
+    const summary = await cluster.result();
+    return { summary, maxOutstanding };
+  }
+
+  it('keeps stepsAhead steps outstanding and never more; 1 is lockstep', async () => {
+    const ahead = await run('ahead-4', 4, 2);
+    expect(uncoveredOrRepeated(ahead.summary.committed, EPOCHS, TRAIN)).toEqual([]);
+    // Just after a commit, the step then sent makes 3 outstanding at least; the bound is 4.
+    expect(ahead.maxOutstanding).toBeGreaterThanOrEqual(3);
+    expect(ahead.maxOutstanding).toBeLessThanOrEqual(4);
+    const lockstep = await run('ahead-1', 1, 2);
+    expect(lockstep.maxOutstanding).toBe(0);
+    expect(uncoveredOrRepeated(lockstep.summary.committed, EPOCHS, TRAIN)).toEqual([]);
+    // The same updates in the same order, whatever the window: the same parameters to the bit.
+    expectSameBits(
+      await savedWeights(join(ahead.summary.output, 'model')),
+      await savedWeights(join(lockstep.summary.output, 'model')),
+      'stepsAhead 4 against lockstep',
+    );
+  }, 180_000);
+
+  it('a worker killed while the others are ahead of the acknowledgements: every sample once per epoch', async () => {
+    let killed: { committed: number; survivorsAt: number } | undefined;
+    const { summary } = await run('ahead-kill', 4, 3, (committed, watch, cluster) => {
+      if (killed || committed < 6 || watch.members.length !== 3) return;
+      // The survivors (ranks 0 and 2) reported steps the coordinator has not acknowledged yet.
+      const survivors = [0, 2].map((r) => watch.reported.get(watch.members[r]) ?? -1);
+      const survivorsAt = Math.min(...survivors);
+      if (survivorsAt >= committed + 1) {
+        killed = { committed, survivorsAt };
+        cluster.killWorker(1);
+      }
+    });
+    expect(killed, 'the survivors never got ahead of the coordinator').toBeDefined();
+    // Steps 0 .. committed - 1 were acknowledged; the survivors had finished two or more after those.
+    expect(killed!.survivorsAt - killed!.committed).toBeGreaterThanOrEqual(1);
+    expect(summary.worldSize).toBe(2);
+    expect(summary.abortedSteps).toBeGreaterThanOrEqual(1);
+    expect(uncoveredOrRepeated(summary.committed, EPOCHS, TRAIN)).toEqual([]);
+    expect(summary.steps).toBe(EPOCHS * (TRAIN / BATCH));
+  }, 180_000);
+});
