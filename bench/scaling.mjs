@@ -26,9 +26,9 @@ async function shutdown() {
 }
 
 /** The job: one epoch over `samples` training samples, Adam 1e-3, nothing evaluated. */
-function jobSpec(model, workers, train) {
+function jobSpec(model, workers, train, stepsAhead) {
   return {
-    name: `scaling-${model}-${workers}`,
+    name: `scaling-${model}-${workers}-${stepsAhead}`,
     model: { zoo: model },
     data: { train },
     optimizer: { type: 'adam', learningRate: 1e-3 },
@@ -40,6 +40,7 @@ function jobSpec(model, workers, train) {
     hashCheckEvery: 0,
     timeouts: { stepMs: 300_000 },
     workers: { min: workers },
+    stepsAhead,
   };
 }
 
@@ -60,43 +61,51 @@ async function main(args, torch) {
     }
     const samples = Math.min(asked, available);
     const train = samples === available ? fashionSource('train') : await writeFashionSubset(dir, 'train', samples);
-    const base = {};
-    for (const workers of args.workers) {
-      progress(`${model}, ${workers} worker(s), ${samples} samples: ours`);
-      const { summary } = await trainOurs({
-        spec: jobSpec(model, workers, train),
-        backend: args.backend,
-        workers,
-        dir,
-        nats: server.url,
-        progress,
-      });
-      const phases = summary.history.phaseMeans.at(-1);
-      progress(`  ${Math.round(summary.samplesPerSec)} samples/s${torch ? '; torch DDP' : ''}`);
-      const t =
-        torch &&
-        (await runTorchRanks(
-          torch.python,
-          DDP,
+    const torchRate = new Map();
+    for (const stepsAhead of args.stepsAhead) {
+      let base;
+      for (const workers of args.workers) {
+        progress(`${model}, ${workers} worker(s), ${samples} samples, stepsAhead ${stepsAhead}: ours`);
+        const { summary } = await trainOurs({
+          spec: jobSpec(model, workers, train, stepsAhead),
+          backend: args.backend,
           workers,
-          ['--model', model, '--data', FASHION_DIR, '--batch', `${BATCH[model]}`, '--train-samples', `${samples}`],
-          { timeoutMs: 900_000 },
-        ));
-      if (t) progress(`  ${Math.round(t.samplesPerSec)} samples/s`);
-      if (workers === 1) Object.assign(base, { ours: summary.samplesPerSec, torch: t?.samplesPerSec });
-      rows.push({
-        model,
-        batch: BATCH[model],
-        samples,
-        workers,
-        ours: {
-          samplesPerSec: summary.samplesPerSec,
-          efficiency: summary.samplesPerSec / (workers * base.ours),
-          backends: [...new Set(Object.values(summary.backends))],
-          phases,
-        },
-        torch: t && { samplesPerSec: t.samplesPerSec, efficiency: t.samplesPerSec / (workers * base.torch) },
-      });
+          dir,
+          nats: server.url,
+          progress,
+        });
+        const phases = summary.history.phaseMeans.at(-1);
+        progress(`  ${Math.round(summary.samplesPerSec)} samples/s`);
+        // PyTorch once per worker count: it has no window to vary.
+        if (torch && !torchRate.has(workers)) {
+          progress(`  torch DDP, ${workers} rank(s)`);
+          const t = await runTorchRanks(
+            torch.python,
+            DDP,
+            workers,
+            ['--model', model, '--data', FASHION_DIR, '--batch', `${BATCH[model]}`, '--train-samples', `${samples}`],
+            { timeoutMs: 900_000 },
+          );
+          progress(`  ${Math.round(t.samplesPerSec)} samples/s`);
+          torchRate.set(workers, t.samplesPerSec);
+        }
+        if (workers === 1) base = summary.samplesPerSec;
+        const t = torchRate.get(workers);
+        rows.push({
+          model,
+          batch: BATCH[model],
+          samples,
+          workers,
+          stepsAhead,
+          ours: {
+            samplesPerSec: summary.samplesPerSec,
+            efficiency: summary.samplesPerSec / (workers * base),
+            backends: [...new Set(Object.values(summary.backends))],
+            phases,
+          },
+          torch: t === undefined ? undefined : { samplesPerSec: t, efficiency: t / (workers * torchRate.get(1)) },
+        });
+      }
     }
   }
   return { backend: args.backend, torch: torch?.torch, rows };

@@ -14,6 +14,8 @@ Options:
   --mlp-samples N      training samples per MLP run, one epoch (default: the whole split)
   --cnn-samples N      training samples per CNN run, one epoch (default 4096)
   --backend NAME       our workers' backend: wasm, cpu, webgpu, tensorflow or auto (default wasm)
+  --steps-ahead LIST   the job's stepsAhead, one run of ours per value (default 4; 1 is lockstep:
+                       each step waits for every report of the one before, as before stepsAhead)
   --without-torch      ours only, no PyTorch side (a GPU machine with Node alone, say)
   --json               print one JSON document instead of the table
   --help               print this help
@@ -31,6 +33,7 @@ export function parseScalingArgs(argv) {
       'mlp-samples': { type: 'string' },
       'cnn-samples': { type: 'string', default: '4096' },
       backend: { type: 'string', default: 'wasm' },
+      'steps-ahead': { type: 'string', default: '4' },
       'without-torch': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
@@ -47,12 +50,18 @@ export function parseScalingArgs(argv) {
   if (!BACKEND_REQUESTS.includes(values.backend)) {
     throw new Error(`--backend: expected one of ${BACKEND_REQUESTS.join(', ')}, got "${values.backend}"`);
   }
+  const stepsAhead = list(values['steps-ahead'], '--steps-ahead', (n) => {
+    const v = count(n, '--steps-ahead');
+    if (v > 64) throw new Error(`--steps-ahead: at most 64 (the job spec's bound), got ${v}`);
+    return v;
+  });
   const mlpSamples = values['mlp-samples'];
   return {
     backend: values.backend,
     torch: !values['without-torch'],
     models,
     workers: workers.sort((a, b) => a - b),
+    stepsAhead,
     // Infinity: every sample the split holds.
     samples: {
       mlp: mlpSamples === undefined ? Infinity : count(mlpSamples, '--mlp-samples'),

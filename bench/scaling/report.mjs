@@ -30,14 +30,16 @@ export function toText(run) {
     `load average (1 min) before ${load.before.toFixed(2)}, after ${load.after.toFixed(2)}`,
     `ours: local cluster, ${backends || run.backend} backend, one process per worker` +
       (torch ? '; torch: one process per rank, torch.set_num_threads(1)' : '; PyTorch not run (--without-torch)'),
-    'efficiency = samples/s with N workers / (N x samples/s with 1); step phases are our mean ms per step and rank',
+    'efficiency = samples/s with N workers / (N x samples/s with 1, same stepsAhead); step phases are our mean ms per step and rank',
+    "ahead = the job's stepsAhead (1: lockstep, each step waits for every report of the one before)",
     '',
   ];
-  const header = ['model', 'batch', 'samples', 'N', 'ours/s', 'eff', 'torch/s', 'eff', ...STEP_PHASES];
+  const header = ['model', 'batch', 'samples', 'ahead', 'N', 'ours/s', 'eff', 'torch/s', 'eff', ...STEP_PHASES];
   const body = rows.map((r) => [
     r.model,
     `${r.batch}`,
     `${r.samples}`,
+    `${r.stepsAhead}`,
     `${r.workers}`,
     `${Math.round(r.ours.samplesPerSec)}`,
     r.ours.efficiency.toFixed(2),
