@@ -65,6 +65,8 @@ const COORDINATOR_METRICS: [string, string, string[]][] = [
   ['ddp_job_generation', 'gauge', []],
   ['ddp_job_validation', 'gauge', ['metric']],
   ['ddp_job_step_seconds', 'histogram', []],
+  ['ddp_job_eta_seconds', 'gauge', []],
+  ['ddp_straggler', 'gauge', ['worker']],
   ['ddp_invalid_messages_total', 'counter', ['reason']],
 ];
 
@@ -200,6 +202,22 @@ describe('coordinator metrics', () => {
     expect(await valueOf(r, 'ddp_job_validation', { metric: 'accuracy' })).toBe(0.8);
     expect(await valueOf(r, 'ddp_job_step_seconds_count')).toBe(2);
     expect(await valueOf(r, 'ddp_job_step_seconds_sum')).toBeCloseTo(0.12);
+  });
+
+  it('give the estimated time left once it is known (NaN before), and 0/1 per worker for stragglers', async () => {
+    const m = createCoordinatorMetrics({ job: 'j', processMetrics: false });
+    expect(await valueOf(m.registry, 'ddp_job_eta_seconds')).toBeNaN();
+    m.eta(42.5);
+    m.eta(Infinity);
+    expect(await valueOf(m.registry, 'ddp_job_eta_seconds')).toBeNaN();
+    m.eta(42.5);
+    expect(await valueOf(m.registry, 'ddp_job_eta_seconds')).toBe(42.5);
+    m.straggler('w-0', false);
+    m.straggler('w-1', true);
+    expect(await valueOf(m.registry, 'ddp_straggler', { worker: 'w-0' })).toBe(0);
+    expect(await valueOf(m.registry, 'ddp_straggler', { worker: 'w-1' })).toBe(1);
+    m.straggler('w-1', false);
+    expect(await valueOf(m.registry, 'ddp_straggler', { worker: 'w-1' })).toBe(0);
   });
 
   it('count what the coordinator drops, by reason, and pass each call on to the next observer', async () => {

@@ -219,6 +219,7 @@ describe('report.html of a real run', () => {
         phaseMeans: [Object.fromEntries(STEP_PHASES.map((p) => [p, 0.001]))],
         worldSize: [{ generation: 1, worldSize: 1, step: 0, seconds: 0.5 }],
       },
+      stragglers: [],
     } as unknown as JobSummary;
     const html = renderReport(summary, spec);
     expect(html).toContain('data-chart="loss"');

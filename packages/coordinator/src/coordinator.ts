@@ -72,7 +72,12 @@ export class Coordinator extends EventEmitter {
     this.spec = opts.spec;
     this.log = opts.log ?? createLogger('coordinator');
     this.subjects = jobSubjects(this.spec.name);
-    this.recorder = new RunRecorder(this, { job: this.spec.name, trace: opts.trace, log: this.log });
+    this.recorder = new RunRecorder(this, {
+      job: this.spec.name,
+      trace: opts.trace,
+      stragglers: this.spec.stragglers,
+      log: this.log,
+    });
     // Drops are counted, and logged at most every few seconds per reason: garbage must not flood the log.
     this.observer = this.recorder.observer(opts.observer ?? createCountingObserver({ log: this.log.child('invalid') }));
     this.membership = new Membership({
@@ -180,6 +185,7 @@ export class Coordinator extends EventEmitter {
     const files = new Rank0Files({ spec, control, membership, log });
     const checkpointing = new Checkpointing({ spec, specHash, nc: this.nc, membership, recovery, files, log });
     const history = () => this.recorder.runHistory();
+    const stragglers = () => this.recorder.stragglerSpells();
     this.job = {
       spec,
       specHash,
@@ -190,6 +196,7 @@ export class Coordinator extends EventEmitter {
       checkpointing,
       files,
       history,
+      stragglers,
       events: this,
       setStatus,
       log,

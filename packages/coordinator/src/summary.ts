@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '@tfjs-ddp/common';
 import type { CommittedRange } from './committed-ranges.js';
 import type { RunHistory } from './timeline/history.js';
+import type { StragglerSpell } from './timeline/stragglers.js';
 
 export interface EpochSummary {
   /** Counted from 1, as in the log and the report. */
@@ -56,6 +57,8 @@ export interface JobSummary {
   checkpoints: string[];
   /** The series report.html draws: per-step loss, samples/s per worker, phase means, world size. */
   history: RunHistory;
+  /** Every spell of a worker flagged as a straggler (the job spec's `stragglers` says when), in order. */
+  stragglers: StragglerSpell[];
   /** A regression on one feature: test points [x, y, prediction] for the report's fitted line. */
   fit?: [number, number, number][];
 }

@@ -19,6 +19,7 @@ import { StepDriver } from './step-driver.js';
 import { StepStats } from './step-stats.js';
 import { emptyProgress, writeSummary, type EpochSummary, type JobSummary } from './summary.js';
 import type { RunHistory } from './timeline/history.js';
+import type { StragglerSpell } from './timeline/stragglers.js';
 
 export interface TrainingOptions {
   spec: JobSpec;
@@ -31,6 +32,8 @@ export interface TrainingOptions {
   files: Rank0Files;
   /** The series the report draws, as recorded so far. */
   history(): RunHistory;
+  /** The workers flagged as stragglers so far. */
+  stragglers(): StragglerSpell[];
   /** Emits 'epoch' (an EpochSummary) after every epoch; the step driver emits the rest. */
   events: EventEmitter;
   setStatus(patch: Record<string, unknown>): void;
@@ -137,6 +140,7 @@ export async function train(o: TrainingOptions, started: number): Promise<JobSum
     resumedAtStep: resume?.step,
     checkpoints: progress.checkpoints,
     history: o.history(),
+    stragglers: o.stragglers(),
     fit,
   };
   const path = await writeSummary(result);

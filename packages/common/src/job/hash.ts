@@ -18,9 +18,18 @@ function canonical(value: unknown): unknown {
 
 /**
  * Fields that say where and how the job runs, not what it computes: a coordinator may override
- * them (output directory, worker counts, deadlines, steps sent ahead) without its workers counting as another job.
+ * them (output directory, worker counts, deadlines, steps sent ahead, straggler thresholds) without
+ * its workers counting as another job.
  */
-const OPERATIONAL_FIELDS = ['output', 'workers', 'timeouts', 'checkpoint', 'faults', 'stepsAhead'] as const;
+const OPERATIONAL_FIELDS = [
+  'output',
+  'workers',
+  'timeouts',
+  'checkpoint',
+  'faults',
+  'stepsAhead',
+  'stragglers',
+] as const;
 
 /** sha256 (hex) of the spec's training-relevant fields as canonical JSON: sorted keys, no undefined fields. */
 export function specHash(spec: JobSpec): string {

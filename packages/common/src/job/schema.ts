@@ -127,6 +127,16 @@ export const jobSpecSchema = z
         keep: positiveInt.default(3),
       })
       .prefault({}),
+    stragglers: z
+      .strictObject({
+        /** A rank is slow in a step when its compute phase exceeds the median of the other ranks' by this factor... */
+        factor: z.number().gt(1).default(2),
+        /** ...and by at least this many seconds, so microsecond jitter on a tiny model is not flagged. */
+        minSeconds: z.number().min(0).default(0.002),
+        /** Slow this many steps in a row and the rank is flagged as a straggler (log, metric, report, trace). */
+        steps: positiveInt.default(5),
+      })
+      .prefault({}),
     faults: z
       .strictObject({
         /** A worker silent this long (no heartbeat) is declared lost and the step is redone without it. */

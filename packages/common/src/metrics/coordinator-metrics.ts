@@ -1,6 +1,6 @@
 // The coordinator's Prometheus metrics: the job as a whole (steps, samples, loss, epoch, world size,
-// generation, validation metrics, step time as the coordinator sees it) and the control messages
-// it dropped. Every series carries `ddp_job`.
+// generation, validation metrics, step time as the coordinator sees it, the estimated time left,
+// the workers flagged as stragglers) and the control messages it dropped. Every series carries `ddp_job`.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { MessageObserver } from '../protocol/index.js';
 import { countingMessageObserver, invalidMessagesCounter } from './message-metrics.js';
@@ -24,6 +24,10 @@ export interface CoordinatorMetrics {
   /** A step completed on every rank: seconds from its command to the last report, its samples and mean loss. */
   step(s: { seconds: number; samples: number; loss: number }): void;
   stepAborted(): void;
+  /** The estimated seconds left to the end of the job, as the progress line and /status show it. */
+  eta(seconds: number): void;
+  /** Whether worker `workerId` is flagged as a straggler now (0 once it took part in a step unflagged). */
+  straggler(workerId: string, flagged: boolean): void;
   validation(metrics: Record<string, number>): void;
 }
 
@@ -69,6 +73,19 @@ export function createCoordinatorMetrics(options: CoordinatorMetricsOptions): Co
     buckets: STEP_SECONDS_BUCKETS,
     registers,
   });
+  const eta = new Gauge({
+    name: 'ddp_job_eta_seconds',
+    help: 'Estimated seconds left to the end of training, from the recent samples/s',
+    registers,
+  });
+  // NaN, not 0, until the first rate is known: an estimate of 0 would read as "done".
+  eta.set(NaN);
+  const straggler = new Gauge({
+    name: 'ddp_straggler',
+    help: "1 while the worker is flagged as a straggler (its compute phase beyond the other ranks' median for stragglers.steps steps in a row), else 0",
+    labelNames: ['worker'],
+    registers,
+  });
   const invalid = invalidMessagesCounter(registry);
 
   return {
@@ -87,6 +104,8 @@ export function createCoordinatorMetrics(options: CoordinatorMetricsOptions): Co
       stepSeconds.observe(Math.max(0, s.seconds));
     },
     stepAborted: () => aborted.inc(),
+    eta: (seconds) => eta.set(Number.isFinite(seconds) ? Math.max(0, seconds) : NaN),
+    straggler: (workerId, flagged) => straggler.set({ worker: workerId }, flagged ? 1 : 0),
     validation(m) {
       for (const [metric, value] of Object.entries(m)) validation.set({ metric }, value);
     },

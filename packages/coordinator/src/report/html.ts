@@ -1,7 +1,7 @@
 // report.html: one self-contained page per job (inline CSS and SVG, no script, no network) with
 // the loss and validation curves, the per-step loss, samples/s per worker, the step-time
 // breakdown by phase, the world size over time, the fitted line of a one-feature regression, the
-// key figures and the job spec. Everything it draws comes from the job summary.
+// key figures, the workers flagged as stragglers and the job spec. Everything it draws comes from the job summary.
 import { STEP_PHASES, formatJobSpec, type JobSpec } from '@tfjs-ddp/common';
 import type { JobSummary } from '../summary.js';
 import { escapeXml, formatNumber, lineChart, stackedBars, type Series } from './svg.js';
@@ -15,6 +15,7 @@ h2 { font-size: 16px; margin: 28px 0 12px; }
 .sub { color: var(--muted); margin: 0 0 20px; }
 .status { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: 600; vertical-align: middle; background: #dff3e7; color: #17663a; }
 .status.stopped-early { background: #fff1d6; color: #8a5a00; }
+.fact.straggler { border-color: #e0a100; background: #fff8e6; }
 .facts { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 10px; }
 .fact { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; }
 .fact .k { color: var(--muted); font-size: 12px; }
@@ -166,9 +167,38 @@ function facts(summary: JobSummary): string {
   ];
   if (summary.bestEpoch !== undefined) items.push(['best epoch', String(summary.bestEpoch)]);
   for (const [k, v] of Object.entries(summary.test ?? {})) items.push([`test ${k}`, formatNumber(v)]);
-  return `<div class="facts">${items
-    .map(([k, v]) => `<div class="fact"><div class="k">${escapeXml(k)}</div><div class="v">${escapeXml(v)}</div></div>`)
-    .join('')}</div>`;
+  const slow = [...new Set(summary.stragglers.map((s) => s.workerId))];
+  const straggler: [string, string][] = slow.length > 0 ? [['stragglers', slow.join(', ')]] : [];
+  const fact = ([k, v]: [string, string], cls = '') =>
+    `<div class="fact${cls}"><div class="k">${escapeXml(k)}</div><div class="v">${escapeXml(v)}</div></div>`;
+  return `<div class="facts">${items.map((i) => fact(i)).join('')}${straggler.map((i) => fact(i, ' straggler')).join('')}</div>`;
+}
+
+/** The workers flagged as stragglers, one row per spell; nothing when none was. */
+function stragglerTable(summary: JobSummary, spec: JobSpec): string {
+  if (summary.stragglers.length === 0) return '';
+  const { factor, minSeconds, steps } = spec.stragglers;
+  const head = ['worker', 'rank', 'steps', 'slow steps in a row', 'compute', "others' median"];
+  const rows = summary.stragglers.map((s) =>
+    [
+      s.workerId,
+      String(s.rank),
+      `${s.fromStep}–${s.toStep}`,
+      String(s.steps),
+      ms(s.computeSeconds),
+      ms(s.othersMedianSeconds),
+    ]
+      .map((c) => `<td>${escapeXml(c)}</td>`)
+      .join(''),
+  );
+  return `<h2 id="stragglers">Stragglers</h2>
+<p class="sub">${escapeXml(
+    `A worker is flagged when its compute phase exceeds the other ranks' median by ${factor}× and by at least ` +
+      `${ms(minSeconds)} for ${steps} steps in a row; compute and median at the step it lagged most.`,
+  )}</p>
+<table class="stragglers"><thead><tr>${head.map((h) => `<th>${escapeXml(h)}</th>`).join('')}</tr></thead><tbody>${rows
+    .map((r) => `<tr>${r}</tr>`)
+    .join('')}</tbody></table>`;
 }
 
 function epochTable(summary: JobSummary): string {
@@ -218,6 +248,7 @@ ${facts(summary)}
 <h2>Charts</h2>
 <div class="charts">${charts.map((c) => `<div class="card">${c}</div>`).join('\n')}</div>
 <p class="sub">Last epoch, mean per rank and step: ${escapeXml(lastBreakdown)}</p>
+${stragglerTable(summary, spec)}
 <h2>Epochs</h2>
 ${epochTable(summary)}
 <h2>Job spec</h2>

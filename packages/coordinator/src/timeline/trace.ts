@@ -2,16 +2,20 @@
 // ("rank N", pid N) whose lane shows every step with its phases nested under it (wait, data,
 // compute, readback, allreduce, apply), laid out from the start time and durations each worker
 // reports, plus a "coordinator" process with one slice per step from command to last report.
-// A step's slowest rank gets its compute slice coloured and flagged, so stragglers show at once.
+// A step's slowest rank gets its compute slice coloured and flagged, so stragglers show at once; a
+// worker the straggler detector flags (slow for several steps in a row) gets an instant mark on its
+// lane, "straggler flagged", and another, "straggler cleared", when it caught up.
 // Worker clocks are used as they are: across machines the lanes are as aligned as the clocks (NTP).
 import { STEP_PHASES, writeFileAtomic, type Report, type StepPhase } from '@tfjs-ddp/common';
+import type { StragglerSpell } from './stragglers.js';
 
 type StepDone = Extract<Report, { type: 'stepDone' }>;
 
-/** One Chrome trace event: complete ('X') with ts/dur in microseconds, or metadata ('M'). */
+/** One Chrome trace event: complete ('X') with ts/dur in microseconds, instant ('i', scope `s`), or metadata ('M'). */
 export interface TraceEvent {
   name: string;
-  ph: 'X' | 'M';
+  ph: 'X' | 'M' | 'i';
+  s?: 't' | 'p' | 'g';
   ts: number;
   dur?: number;
   pid: number;
@@ -128,6 +132,26 @@ export class TraceRecorder {
         });
       });
     }
+  }
+
+  /**
+   * Marks worker `spell.workerId` on its rank's lane at `atMs` (epoch ms): flagged as a straggler by
+   * the detector, or cleared.
+   */
+  stragglerMark(what: 'flagged' | 'cleared', spell: StragglerSpell, atMs: number): void {
+    if (this.events.length >= this.maxEvents) return;
+    this.ranks.add(spell.rank);
+    this.events.push({
+      name: `straggler ${what}`,
+      ph: 'i',
+      s: 'p',
+      cat: 'straggler',
+      ts: this.us(atMs),
+      pid: spell.rank,
+      tid: 0,
+      cname: what === 'flagged' ? 'terrible' : 'good',
+      args: { ...spell },
+    });
   }
 
   /** The trace so far, with the metadata that names and orders the lanes. */
