@@ -24,7 +24,8 @@ import {
 const chunk = (rank: number, op: number, bytes: number): InboundChunk => ({
   kind: 'rs',
   subjectShard: 0,
-  subject: 'rs.0',
+  senderRank: rank,
+  subject: `ddp.j.g0.${rank}.rs.0`,
   header: { v: 1, op, rank, shard: 0, chunk: 0, offset: 0, count: bytes / 4, dtype: 'f32' } as ChunkHeader,
   data: new Uint8Array(bytes),
 });
@@ -78,7 +79,7 @@ describe('the future-chunk queue', () => {
             count: 1024,
             dtype: 'f32',
           };
-          forger.publish(jobSubjects('test-job').data(0).rs(0), new Uint8Array(4096), {
+          forger.publish(jobSubjects('test-job').data(0).rs(0, 2), new Uint8Array(4096), {
             headers: encodeChunkHeader(h),
           });
         }

@@ -194,9 +194,9 @@ describe('stale and forged messages', () => {
           count: 1000,
           dtype: 'f32' as const,
         };
-        forge(subjects.data(1).rs(owner), { ...chunk, op: 0 }, garbage);
-        forge(subjects.data(0).rs(owner), { ...chunk, op: 1 }, garbage);
-        forge(subjects.data(1).ag(sender), { ...chunk, shard: sender, offset: sender * 1000, op: 0 }, garbage);
+        forge(subjects.data(1).rs(owner, sender), { ...chunk, op: 0 }, garbage);
+        forge(subjects.data(0).rs(owner, sender), { ...chunk, op: 1 }, garbage);
+        forge(subjects.data(1).ag(sender, sender), { ...chunk, shard: sender, offset: sender * 1000, op: 0 }, garbage);
       }
       await forger.flush();
       // Each rank gets one stale contribution to its shard and the stale reduced chunks of its two peers.
@@ -222,7 +222,7 @@ describe('stale and forged messages', () => {
       const buffers = inputs.map((b) => Float32Array.from(b));
       const owner = ranks.collectives[0];
       const pending = owner.allReduce(buffers[0]);
-      const rs = subjects.data(0).rs(0);
+      const rs = subjects.data(0).rs(0, 1);
       const good = { op: 0, rank: 1, shard: 0, chunk: 1, offset: 1024, count: 1024, dtype: 'f32' as const };
       const zeros = new Uint8Array(4096);
       const edit = (change: (h: MsgHdrs) => void): MsgHdrs => {
@@ -249,12 +249,15 @@ describe('stale and forged messages', () => {
         [rs, zeros.subarray(0, 4095), encodeChunkHeader(good), 'size'],
         [rs, new Uint8Array(4100), encodeChunkHeader(good), 'size'],
         [rs, new Uint8Array(256 * 1024), encodeChunkHeader(good), 'size'],
-        [subjects.data(0).ag(1), zeros, encodeChunkHeader({ ...good, rank: 0, shard: 1 }), 'rank'],
-        [subjects.data(0).bc(1), zeros, encodeChunkHeader({ ...good, shard: 1 }), 'header'],
+        [subjects.data(0).ag(1, 1), zeros, encodeChunkHeader({ ...good, rank: 0, shard: 1 }), 'rank'],
+        [subjects.data(0).bc(1, 1), zeros, encodeChunkHeader({ ...good, shard: 1 }), 'header'],
+        [subjects.data(0).rs(0, 7), zeros, encodeChunkHeader(good), 'rank'],
       ];
       for (const [subject, body, hdrs] of forged) forger.publish(subject, body, hdrs ? { headers: hdrs } : undefined);
-      // Rank 1's real chunk 0, sent twice ahead of rank 1 itself: the first copy counts (and completes
-      // the chunk), the second and rank 1's own are duplicates.
+      // Rank 1's real chunk 0, sent twice ahead of rank 1 itself on rank 1's subject: with one shared
+      // credential the server cannot tell the forger from rank 1, so the first copy counts (and
+      // completes the chunk), the second and rank 1's own are duplicates. Per-worker NATS identity
+      // is what refuses such a forgery (nats-roles.test.ts).
       const realChunk0 = byteView(inputs[1].subarray(0, 1024));
       const chunk0 = encodeChunkHeader({ ...good, chunk: 0, offset: 0 });
       forger.publish(rs, realChunk0, { headers: chunk0 });
@@ -280,7 +283,7 @@ describe('stale and forged messages', () => {
     try {
       const body = new Uint8Array(4096);
       for (let i = 0; i < 4; i++) {
-        forger.publish(subjects.data(0).rs(0), body, {
+        forger.publish(subjects.data(0).rs(0, 1), body, {
           headers: encodeChunkHeader({
             op: 9,
             rank: 1,

@@ -69,11 +69,14 @@ describe('bad input and bad numbers', () => {
         subjects.heartbeat,
         subjects.report,
         subjects.control,
-        subjects.data(1).rs(0),
-        subjects.data(1).rs(1),
-        subjects.data(1).ag(0),
-        subjects.data(1).bc(0),
-        subjects.data(0).rs(1),
+        // The data subjects of both members (the worker ids the local cluster gives), whichever holds rank 0.
+        subjects.data(1).rs(0, 'local-1'),
+        subjects.data(1).rs(1, 'local-0'),
+        subjects.data(1).rs(0, 'local-0'),
+        subjects.data(1).rs(1, 'local-1'),
+        subjects.data(1).ag(0, 'local-0'),
+        subjects.data(1).bc(0, 'local-1'),
+        subjects.data(0).rs(1, 'local-0'),
       ];
       const rng = createPrng(5);
       const packr = new Packr({ useRecords: false });

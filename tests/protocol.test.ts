@@ -14,6 +14,7 @@ import {
   encodeMessage,
   isValidJobId,
   jobSubjects,
+  senderToken,
   validateJobId,
   type Logger,
 } from '@tfjs-ddp/common';
@@ -32,11 +33,15 @@ describe('subjects', () => {
       'ddp.mnist_run-1.control',
     ]);
     const d = s.data(3);
-    expect([d.rs(1), d.ag(2), d.bc(0)]).toEqual([
-      'ddp.mnist_run-1.g3.rs.1',
-      'ddp.mnist_run-1.g3.ag.2',
-      'ddp.mnist_run-1.g3.bc.0',
+    expect([d.rs(1, 'w-0'), d.rsFromAny(1), d.ag(2, 2), d.bc(0, 'host.example:1')]).toEqual([
+      'ddp.mnist_run-1.g3.w-0.rs.1',
+      'ddp.mnist_run-1.g3.*.rs.1',
+      'ddp.mnist_run-1.g3.2.ag.2',
+      'ddp.mnist_run-1.g3.host%2Eexample:1.bc.0',
     ]);
+    // Escaping keeps distinct ids distinct and never yields a '.', which would move the sender token.
+    expect(senderToken('a.b')).not.toBe(senderToken('a%2Eb'));
+    expect(() => senderToken('a b')).toThrow(/invalid sender "a b"/);
   });
 
   it('rejects job ids that would break a subject, saying what is allowed', () => {
@@ -48,7 +53,7 @@ describe('subjects', () => {
     expect(isValidJobId('A-z_09')).toBe(true);
     expect(() => jobSubjects('a.b')).toThrow(/invalid job id/);
     expect(() => jobSubjects('ok').data(-1)).toThrow(/invalid generation -1/);
-    expect(() => jobSubjects('ok').data(0).rs(1.5)).toThrow(/invalid shard 1.5/);
+    expect(() => jobSubjects('ok').data(0).rs(1.5, 0)).toThrow(/invalid shard 1.5/);
   });
 });
 
@@ -106,7 +111,7 @@ describe('control-message codec', () => {
 describe('chunk header', () => {
   const fields = { op: 7, rank: 1, shard: 2, chunk: 3, offset: 100, count: 10, dtype: 'f16' as const };
   // Rank 0 of 4 receives a contribution to shard 2 on its reduce-scatter subject.
-  const arrival = { kind: 'rs', subjectShard: 2, subject: 'ddp.j.g0.rs.2' } as const;
+  const arrival = { kind: 'rs', subjectShard: 2, senderRank: 1, subject: 'ddp.j.g0.1.rs.2' } as const;
   const limits = { rank: 0, worldSize: 4, maxBodyBytes: 1024 };
   const read = (hdrs: MsgHdrs | undefined, bytes: number) =>
     readInboundChunk({ data: new Uint8Array(bytes), headers: hdrs } as Msg, arrival, limits);

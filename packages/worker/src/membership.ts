@@ -112,6 +112,8 @@ export class WorkerMembership {
       generation: gen,
       rank: this.rank,
       worldSize: members.length,
+      // Chunks name their sender's worker id, which per-worker NATS permissions bind to its credential.
+      members: [...members],
       timeoutMs: spec.timeouts.stepMs,
       chunkBytes: spec.allreduce.chunkBytes,
       observer: this.o.observer,

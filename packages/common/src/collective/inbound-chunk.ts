@@ -1,6 +1,8 @@
 // Turns a NATS message on a data-plane subject into a chunk the collective can use, or into the
 // reason it must be dropped. Checks what needs no operation context: size, header, sender and
-// shard against the subject. Never throws.
+// shard against the subject. The subject names the sending member (subjects.ts), so a header's rank
+// must be the rank that member holds in this generation: where the NATS server binds each worker's
+// credential to its own sender token, a chunk claiming a rank comes from that rank. Never throws.
 import type { Msg } from '@nats-io/nats-core';
 import { checkChunkHeader, readChunkHeader, type ChunkHeader, type InvalidReason } from '../protocol/index.js';
 
@@ -12,6 +14,11 @@ export interface Arrival {
   readonly kind: ChunkKind;
   /** The shard (rs, ag) or root (bc) named by the subject the chunk arrived on. */
   readonly subjectShard: number;
+  /**
+   * The rank of the member the subject names as the sender; -1: no member of this generation.
+   * (rs is received on one wildcard subscription per owner, so it is read from the message's subject.)
+   */
+  readonly senderRank: number;
   readonly subject: string;
 }
 
@@ -62,6 +69,16 @@ export function readInboundChunk(msg: Msg, at: Arrival, limits: ReceiverLimits):
       ok: false,
       reason: 'rank',
       detail: `a reduce-scatter chunk claiming to come from this rank (${limits.rank})`,
+    };
+  }
+  if (h.rank !== at.senderRank) {
+    return {
+      ok: false,
+      reason: 'rank',
+      detail:
+        at.senderRank < 0
+          ? `a chunk on ${at.subject}, whose sender is no member of this generation`
+          : `a chunk claiming rank ${h.rank} on the subject of the member holding rank ${at.senderRank}`,
     };
   }
   if (at.kind !== 'rs' && h.rank !== at.subjectShard) {

@@ -12,6 +12,8 @@ import {
   formatIssues,
   isWireDtype,
   jobSubjects,
+  senderToken,
+  SENDER_TOKEN_INDEX,
   type InvalidReason,
   type MessageObserver,
   type WireDtype,
@@ -73,9 +75,15 @@ class NatsCollective implements Collective {
   readonly rank: number;
   readonly worldSize: number;
   readonly generation: number;
+  /** Where this rank publishes its contribution to shard s. */
   private readonly rsSubjects: string[];
+  /** Where rank s publishes its reduced shard (ag) and its broadcasts (bc). */
   private readonly agSubjects: string[];
   private readonly bcSubjects: string[];
+  /** This rank's subscription to every contribution to its shard. */
+  private readonly rsInbound: string;
+  /** The rank of each member's sender token. */
+  private readonly senderRanks = new Map<string, number>();
   private readonly subs: Subscription[] = [];
   private detachFailures?: () => void;
   private readonly queue: FutureQueue;
@@ -103,9 +111,12 @@ class NatsCollective implements Collective {
     this.generation = settings.generation;
     const subjects = jobSubjects(settings.job).data(settings.generation);
     const ranks = [...Array(this.worldSize).keys()];
-    this.rsSubjects = ranks.map((s) => subjects.rs(s));
-    this.agSubjects = ranks.map((s) => subjects.ag(s));
-    this.bcSubjects = ranks.map((s) => subjects.bc(s));
+    const sender = (r: number) => settings.members?.[r] ?? r;
+    for (const r of ranks) this.senderRanks.set(senderToken(sender(r)), r);
+    this.rsSubjects = ranks.map((s) => subjects.rs(s, sender(this.rank)));
+    this.agSubjects = ranks.map((s) => subjects.ag(s, sender(s)));
+    this.bcSubjects = ranks.map((s) => subjects.bc(s, sender(s)));
+    this.rsInbound = subjects.rsFromAny(this.rank);
     this.queue = new FutureQueue(settings.maxQueuedBytes, settings.worldSize);
     this.maxPayloadBytes = plane.maxPayload;
     this.publisher = new ChunkPublisher(plane, settings.flushBytes, observer);
@@ -126,7 +137,7 @@ class NatsCollective implements Collective {
       this.subs.push(
         this.plane.serverOf(shard).nc.subscribe(subject, { callback: this.handler(kind, shard, subject) }),
       );
-    sub('rs', this.rank, this.rsSubjects[this.rank]);
+    sub('rs', this.rank, this.rsInbound);
     for (let s = 0; s < this.worldSize; s++) {
       if (s === this.rank) continue;
       sub('ag', s, this.agSubjects[s]);
@@ -405,9 +416,13 @@ class NatsCollective implements Collective {
     };
   }
 
-  private onChunk(kind: ChunkKind, subjectShard: number, subject: string, msg: Msg): void {
+  private onChunk(kind: ChunkKind, subjectShard: number, subscribed: string, msg: Msg): void {
     this.observer.bytesIn?.(msg.data.length);
-    const read = readInboundChunk(msg, { kind, subjectShard, subject }, this.limits);
+    // ag and bc subscriptions name their one sender; the rs subscription takes any, so read it.
+    const subject = kind === 'rs' ? msg.subject : subscribed;
+    const senderRank =
+      kind === 'rs' ? (this.senderRanks.get(subject.split('.')[SENDER_TOKEN_INDEX]) ?? -1) : subjectShard;
+    const read = readInboundChunk(msg, { kind, subjectShard, senderRank, subject }, this.limits);
     if (!read.ok) return this.invalid(read.reason, read.detail, subject);
     const chunk = read.chunk;
     const op = chunk.header.op;

@@ -13,6 +13,12 @@ export const natsCollectiveOptionsSchema = z
     generation: z.number().int().min(0),
     rank: z.number().int().min(0),
     worldSize: z.number().int().min(1).max(65_535),
+    /**
+     * The members' worker ids in rank order (the generation's membership). They name the sender in
+     * every data-plane subject, which is what a NATS server's per-worker permissions bind to a
+     * credential; omitted: subjects name ranks.
+     */
+    members: z.array(z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/)).optional(),
     /** Default deadline of an operation. */
     timeoutMs: z.number().int().positive().default(30_000),
     /**
@@ -39,7 +45,11 @@ export const natsCollectiveOptionsSchema = z
       .default(256 * MiB),
   })
   .strict()
-  .refine((o) => o.rank < o.worldSize, { message: 'rank must be below worldSize', path: ['rank'] });
+  .refine((o) => o.rank < o.worldSize, { message: 'rank must be below worldSize', path: ['rank'] })
+  .refine((o) => !o.members || (o.members.length === o.worldSize && new Set(o.members).size === o.worldSize), {
+    message: 'members must list worldSize distinct worker ids, one per rank',
+    path: ['members'],
+  });
 
 export type NatsCollectiveSettings = z.output<typeof natsCollectiveOptionsSchema>;
 

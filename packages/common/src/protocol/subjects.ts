@@ -1,6 +1,9 @@
 // Every NATS subject of a job, built in one place so no module hand-writes one. Control subjects
 // live under `ddp.<job>.`; data-plane subjects add the membership generation, so chunks from an
-// older membership never reach a collective of the current one (it does not subscribe to them).
+// older membership never reach a collective of the current one (it does not subscribe to them),
+// and then the sender: `ddp.<job>.g<gen>.<sender>.{rs,ag,bc}.<shard>`. The sender token sits at a
+// fixed position so a NATS server's publish permissions can bind it to a credential: a user allowed
+// only `ddp.*.*.worker-3.>` data subjects cannot send a chunk on another worker's (nats-roles.ts).
 
 const JOB_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -27,14 +30,34 @@ function validateIndex(what: string, n: number): number {
   return n;
 }
 
-/** Data-plane subjects of one membership generation. */
+/**
+ * The sender token of a data-plane subject: a member's worker id, or a rank number where the
+ * collective knows no ids. A worker id may hold '.' (a host name), which would split the token, so
+ * '%' and '.' are percent-escaped: the mapping is one-to-one and leaves ordinary ids unchanged.
+ */
+export function senderToken(sender: string | number): string {
+  if (typeof sender === 'number') return String(validateIndex('sender rank', sender));
+  if (!/^[A-Za-z0-9_.:%-]{1,128}$/.test(sender)) {
+    throw new Error(
+      `invalid sender ${JSON.stringify(sender)} for a data-plane subject: expected a worker id of 1-128 characters from A-Z, a-z, 0-9, '_', '.', ':', '-'`,
+    );
+  }
+  return sender.replace(/%/g, '%25').replace(/\./g, '%2E');
+}
+
+/** Index of the sender token among a data-plane subject's dot-separated tokens. */
+export const SENDER_TOKEN_INDEX = 3;
+
+/** Data-plane subjects of one membership generation; `sender` is the publishing member (see senderToken). */
 export interface DataSubjects {
-  /** Reduce-scatter contributions to the owner of `shard`. */
-  rs(shard: number): string;
-  /** The reduced `shard`, published by its owner. */
-  ag(shard: number): string;
-  /** A broadcast from `root`. */
-  bc(root: number): string;
+  /** Reduce-scatter contributions from `sender` to the owner of `shard`. */
+  rs(shard: number, sender: string | number): string;
+  /** Every sender's contributions to `shard`: the owner's one subscription. */
+  rsFromAny(shard: number): string;
+  /** The reduced `shard`, published by its owner `sender`. */
+  ag(shard: number, sender: string | number): string;
+  /** A broadcast from `root`, published by it as `sender`. */
+  bc(root: number, sender: string | number): string;
 }
 
 /** All subjects of a job. */
@@ -62,9 +85,10 @@ export function jobSubjects(job: string): JobSubjects {
     data(generation: number): DataSubjects {
       const g = `${prefix}.g${validateIndex('generation', generation)}`;
       return {
-        rs: (shard) => `${g}.rs.${validateIndex('shard', shard)}`,
-        ag: (shard) => `${g}.ag.${validateIndex('shard', shard)}`,
-        bc: (root) => `${g}.bc.${validateIndex('root rank', root)}`,
+        rs: (shard, sender) => `${g}.${senderToken(sender)}.rs.${validateIndex('shard', shard)}`,
+        rsFromAny: (shard) => `${g}.*.rs.${validateIndex('shard', shard)}`,
+        ag: (shard, sender) => `${g}.${senderToken(sender)}.ag.${validateIndex('shard', shard)}`,
+        bc: (root, sender) => `${g}.${senderToken(sender)}.bc.${validateIndex('root rank', root)}`,
       };
     },
   };
