@@ -18,7 +18,7 @@ import {
   type MessageObserver,
   type WireDtype,
 } from '../protocol/index.js';
-import type { NatsServerPool } from '../transport/index.js';
+import { onPermissionViolation, permissionViolationMessage, type NatsServerPool } from '../transport/index.js';
 import type {
   AllReduceOptions,
   BroadcastOptions,
@@ -86,6 +86,7 @@ class NatsCollective implements Collective {
   private readonly senderRanks = new Map<string, number>();
   private readonly subs: Subscription[] = [];
   private detachFailures?: () => void;
+  private readonly detachViolations: (() => void)[] = [];
   private readonly queue: FutureQueue;
   private readonly workspace = new Workspace();
   private readonly barrierBuf = new Float32Array(1);
@@ -147,6 +148,23 @@ class NatsCollective implements Collective {
       const op = this.current;
       if (op) failOp(op, this.plane.error(server, failure, op.operation, op.id));
     });
+    // A chunk the server refuses (this credential may not send as this member) would otherwise
+    // surface as the peers' timeout: fail the operation now, saying why.
+    const ours = `${jobSubjects(this.settings.job).data(this.generation).prefix}.`;
+    for (const server of this.plane.used) {
+      this.detachViolations.push(
+        onPermissionViolation(server.nc, (v) => {
+          const op = this.current;
+          if (!op || !v.subject.startsWith(ours)) return;
+          failOp(
+            op,
+            new Error(
+              `${op.operation} op ${op.id} (generation ${this.generation}) failed: ${permissionViolationMessage(v)}`,
+            ),
+          );
+        }),
+      );
+    }
     try {
       await this.plane.flush();
     } catch (err) {
@@ -245,6 +263,7 @@ class NatsCollective implements Collective {
     this.closed = true;
     this.abort('the collective was closed');
     this.detachFailures?.();
+    for (const detach of this.detachViolations) detach();
     for (const s of this.subs) s.unsubscribe();
     this.subs.length = 0;
     this.queue.clear();

@@ -50,6 +50,8 @@ export const SENDER_TOKEN_INDEX = 3;
 
 /** Data-plane subjects of one membership generation; `sender` is the publishing member (see senderToken). */
 export interface DataSubjects {
+  /** `ddp.<job>.g<gen>`: every data-plane subject of the generation starts with it and a dot. */
+  readonly prefix: string;
   /** Reduce-scatter contributions from `sender` to the owner of `shard`. */
   rs(shard: number, sender: string | number): string;
   /** Every sender's contributions to `shard`: the owner's one subscription. */
@@ -85,6 +87,7 @@ export function jobSubjects(job: string): JobSubjects {
     data(generation: number): DataSubjects {
       const g = `${prefix}.g${validateIndex('generation', generation)}`;
       return {
+        prefix: g,
         rs: (shard, sender) => `${g}.${senderToken(sender)}.rs.${validateIndex('shard', shard)}`,
         rsFromAny: (shard) => `${g}.*.rs.${validateIndex('shard', shard)}`,
         ag: (shard, sender) => `${g}.${senderToken(sender)}.ag.${validateIndex('shard', shard)}`,

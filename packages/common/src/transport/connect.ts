@@ -3,8 +3,10 @@
 import { readFile } from 'node:fs/promises';
 import { connect as natsConnect, type NatsConnection, type ConnectionOptions } from '@nats-io/transport-node';
 import { credsAuthenticator, nkeyAuthenticator } from '@nats-io/nats-core';
+import { createLogger } from '../log.js';
 import { formatIssues } from '../protocol/index.js';
 import { natsOptionsSchema, type NatsOptions } from './options.js';
+import { onPermissionViolation, permissionViolationMessage } from './permissions.js';
 
 export type { NatsConnection } from '@nats-io/transport-node';
 
@@ -35,8 +37,9 @@ export async function connectNats(options: NatsOptions, { pinned = false } = {})
       (await readAuthFile(o.nkeyFile, 'nkey seed')).slice().filter((b) => b !== 10 && b !== 13),
     );
   if (o.tls) opts.tls = { caFile: o.tls.caFile, certFile: o.tls.certFile, keyFile: o.tls.keyFile };
+  let nc: NatsConnection;
   try {
-    return await natsConnect(opts);
+    nc = await natsConnect(opts);
   } catch (err) {
     const where = o.servers.join(', ');
     // The client's own word for it is just "timeout": say what did (not) happen.
@@ -50,6 +53,10 @@ export async function connectNats(options: NatsOptions, { pinned = false } = {})
       { cause: err },
     );
   }
+  // The publish itself looks sent: the server's refusal only comes back as a status event.
+  const log = createLogger('nats');
+  onPermissionViolation(nc, (v) => log.error(permissionViolationMessage(v, o.user)));
+  return nc;
 }
 
 async function readAuthFile(path: string, what: string): Promise<Uint8Array> {

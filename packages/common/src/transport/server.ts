@@ -15,6 +15,8 @@ export interface NatsServerOptions {
   jetstream?: boolean;
   /** Require this user and password from every client. */
   auth?: { user: string; password: string };
+  /** A whole `authorization { ... }` block instead, e.g. role users from {@link authorizationBlock}. */
+  authorization?: string;
   /** Client port; default: a free one. */
   port?: number;
   /** Serve the monitoring endpoints (/varz, /routez, ...) on this port: {@link NatsServerHandle.monitorUrl}. */
@@ -123,9 +125,10 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     `write_deadline: "60s"`,
     monitorPort === undefined ? '' : `http: 127.0.0.1:${monitorPort}`,
     options.cluster ? clusterBlock(options.cluster) : '',
-    options.auth
-      ? `authorization { user: ${JSON.stringify(options.auth.user)}, password: ${JSON.stringify(options.auth.password)} }`
-      : '',
+    options.authorization ??
+      (options.auth
+        ? `authorization { user: ${JSON.stringify(options.auth.user)}, password: ${JSON.stringify(options.auth.password)} }`
+        : ''),
     options.jetstream === false
       ? ''
       : `jetstream { store_dir: "${join(dir, 'js')}", max_memory_store: 268435456, max_file_store: 4294967296 }`,

@@ -1,0 +1,130 @@
+// Who may publish what on a job's NATS (DESIGN §5, roles): one definition of each role's subject
+// permissions, rendered as a nats-server `authorization` block. The shipped configs (k8s base,
+// compose) and `tfjs-ddp local --secure` all come from here, and tests compare them with it.
+//
+// - coordinator: everything (commands, replies to registrations, the object store's checkpoints).
+// - worker: registration requests, heartbeats, reports and data-plane chunks; reads of the object
+//   store (datasets). Never a command (`ddp.<job>.control`), never a reply to another's request.
+// - observer: publishes nothing; may subscribe to the job's subjects to watch them.
+//
+// With per-worker identity each worker has its own user, whose data-plane permission names its own
+// sender token (subjects.ts), so the server refuses a chunk it publishes under another member's name.
+import { randomBytes } from 'node:crypto';
+import { senderToken } from '../protocol/index.js';
+
+export type NatsRole = 'coordinator' | 'worker' | 'observer';
+
+export interface SubjectPermissions {
+  allow?: string[];
+  deny?: string[];
+}
+
+export interface NatsPermissions {
+  publish: SubjectPermissions;
+  subscribe: SubjectPermissions;
+}
+
+/** One user of the authorization block; `password` is a literal, or `$VAR` for the server's environment. */
+export interface NatsRoleUser {
+  user: string;
+  password: string;
+  role: NatsRole;
+  /** Per-worker identity: the only worker id whose data-plane subjects this user may publish. */
+  workerId?: string;
+}
+
+/** What a worker reads from JetStream: an object store's info, its metadata and chunks (ordered consumers). */
+const JETSTREAM_READ = [
+  '$JS.API.INFO',
+  '$JS.API.STREAM.INFO.*',
+  '$JS.API.STREAM.NAMES',
+  '$JS.API.STREAM.MSG.GET.*',
+  '$JS.API.DIRECT.GET.>',
+  '$JS.API.CONSUMER.CREATE.>',
+  '$JS.API.CONSUMER.INFO.>',
+  '$JS.API.CONSUMER.DELETE.>',
+  '$JS.API.CONSUMER.MSG.NEXT.>',
+  '$JS.FC.>',
+  '$JS.ACK.>',
+];
+
+/** The data-plane subjects a sender token may publish ('*': any, the shared worker user). */
+function dataPlane(token: string): string[] {
+  return ['rs', 'ag', 'bc'].map((kind) => `ddp.*.*.${token}.${kind}.*`);
+}
+
+export function rolePermissions(role: NatsRole, workerId?: string): NatsPermissions {
+  switch (role) {
+    case 'coordinator':
+      return { publish: { allow: ['>'] }, subscribe: { allow: ['>'] } };
+    case 'worker':
+      return {
+        publish: {
+          allow: [
+            'ddp.*.register',
+            'ddp.*.heartbeat',
+            'ddp.*.report',
+            ...dataPlane(workerId === undefined ? '*' : senderToken(workerId)),
+            ...JETSTREAM_READ,
+          ],
+        },
+        subscribe: { allow: ['ddp.>', '_INBOX.>'] },
+      };
+    case 'observer':
+      return { publish: { deny: ['>'] }, subscribe: { allow: ['ddp.>'] } };
+  }
+}
+
+const quote = (s: string) => JSON.stringify(s);
+const value = (s: string) => (/^\$[A-Z_][A-Z0-9_]*$/.test(s) ? s : quote(s));
+
+function renderList(kind: 'allow' | 'deny', list: string[] | undefined): string[] {
+  return list ? [`${kind}: [${list.map(quote).join(', ')}]`] : [];
+}
+
+function renderPermissions(p: NatsPermissions, indent: string): string {
+  const side = (name: string, s: SubjectPermissions) =>
+    `${indent}  ${name}: { ${[...renderList('allow', s.allow), ...renderList('deny', s.deny)].join(', ')} }`;
+  return [`{`, side('publish', p.publish), side('subscribe', p.subscribe), `${indent}}`].join('\n');
+}
+
+/** The nats-server `authorization { users = [...] }` block giving each user its role's permissions. */
+export function authorizationBlock(users: readonly NatsRoleUser[]): string {
+  if (users.length === 0) throw new Error('an authorization block needs at least one user');
+  const seen = new Set<string>();
+  const entries = users.map((u) => {
+    if (seen.has(u.user)) throw new Error(`NATS user ${quote(u.user)} is listed twice; give each role its own user`);
+    seen.add(u.user);
+    if (u.workerId !== undefined && u.role !== 'worker')
+      throw new Error(`NATS user ${quote(u.user)} names worker id ${u.workerId} but has role ${u.role}, not worker`);
+    const comment = `    # ${u.role}${u.workerId === undefined ? '' : ` ${u.workerId} (its own data-plane subjects only)`}`;
+    return [
+      comment,
+      `    { user: ${quote(u.user)}, password: ${value(u.password)}, permissions: ${renderPermissions(rolePermissions(u.role, u.workerId), '      ')} }`,
+    ].join('\n');
+  });
+  return ['authorization {', '  users = [', ...entries, '  ]', '}'].join('\n');
+}
+
+/** Users with random passwords for one cluster's roles. */
+export interface GeneratedRoleUsers {
+  coordinator: NatsRoleUser;
+  observer: NatsRoleUser;
+  /** One shared worker user, or with `perWorker`, one user per worker id (named after it), in order. */
+  workers: NatsRoleUser[];
+  all: NatsRoleUser[];
+}
+
+/**
+ * Role users with fresh random passwords. `perWorker`: the worker ids, one user each (per-worker
+ * identity); omitted: one user shared by every worker.
+ */
+export function generateRoleUsers(perWorker?: readonly string[]): GeneratedRoleUsers {
+  const password = () => randomBytes(18).toString('base64url');
+  const coordinator: NatsRoleUser = { user: 'coordinator', password: password(), role: 'coordinator' };
+  const observer: NatsRoleUser = { user: 'observer', password: password(), role: 'observer' };
+  const workers: NatsRoleUser[] = perWorker
+    ? perWorker.map((id) => ({ user: id, password: password(), role: 'worker', workerId: id }))
+    : [{ user: 'worker', password: password(), role: 'worker' }];
+  return { coordinator, observer, workers, all: [coordinator, ...workers, observer] };
+}

@@ -1,0 +1,224 @@
+// The role configs on a real nats-server: the server itself refuses a worker credential's command
+// and, with per-worker identity, a chunk sent under another member's name; clients learn of it.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  clearLoadedDatasets,
+  loadSource,
+  putDataset,
+  authorizationBlock,
+  byteView,
+  commandSchema,
+  connectNats,
+  createCountingObserver,
+  createNatsCollective,
+  encodeChunkHeader,
+  encodeMessage,
+  generateRoleUsers,
+  jobSubjects,
+  onPermissionViolation,
+  startNatsServer,
+  type Collective,
+  type NatsConnection,
+  type NatsRoleUser,
+  type NatsServerHandle,
+  type PermissionViolation,
+} from '@tfjs-ddp/common';
+import { expectSameBits, expectedSum, randomBuffers } from './support/collective-ranks.js';
+import { writeIdxPair } from './fixtures/data/idx-files.js';
+
+const JOB = 'roles';
+const subjects = jobSubjects(JOB);
+const stop = encodeMessage(commandSchema, { type: 'stop', job: JOB, reason: 'forged', failed: false });
+
+const servers: NatsServerHandle[] = [];
+const connections: NatsConnection[] = [];
+afterAll(async () => {
+  await Promise.all(connections.map((nc) => nc.close()));
+  await Promise.all(servers.map((s) => s.stop()));
+});
+
+async function serverWith(users: readonly NatsRoleUser[], jetstream = false): Promise<string> {
+  const server = await startNatsServer({ jetstream, authorization: authorizationBlock(users) });
+  servers.push(server);
+  return server.url;
+}
+
+async function connectAs(url: string, u: NatsRoleUser): Promise<NatsConnection> {
+  const nc = await connectNats({ servers: [url], user: u.user, pass: u.password });
+  connections.push(nc);
+  return nc;
+}
+
+/** Every permission violation the server reports to `nc`, as it arrives. */
+function violationsOf(nc: NatsConnection): { seen: PermissionViolation[]; next(): Promise<PermissionViolation> } {
+  const seen: PermissionViolation[] = [];
+  let wake = () => {};
+  onPermissionViolation(nc, (v) => {
+    seen.push(v);
+    wake();
+  });
+  return {
+    seen,
+    next: () =>
+      new Promise((resolve, reject) => {
+        const start = seen.length;
+        const t = setTimeout(() => reject(new Error('the server reported no permission violation within 5 s')), 5_000);
+        wake = () => {
+          if (seen.length > start) {
+            clearTimeout(t);
+            resolve(seen[start]);
+          }
+        };
+      }),
+  };
+}
+
+/**
+ * Publishes a marker after the others' messages, and waits for it in `received`: the server routed
+ * or refused each of those before it, so whatever they delivered is in `received` by then.
+ */
+async function receivedUntilMarker(coordinator: NatsConnection, subject: string, received: string[]): Promise<void> {
+  coordinator.publish(subject, new TextEncoder().encode('marker'));
+  await coordinator.flush();
+  const deadline = Date.now() + 5_000;
+  while (!received.includes('marker') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+}
+
+describe('role users (one shared worker user)', () => {
+  const users = generateRoleUsers();
+  let url: string;
+  beforeAll(async () => {
+    url = await serverWith(users.all);
+  });
+
+  it('refuses a command from a worker credential and reports it; the coordinator’s command goes through', async () => {
+    const coordinator = await connectAs(url, users.coordinator);
+    const worker = await connectAs(url, users.workers[0]);
+    const listener = await connectAs(url, users.workers[0]);
+    const received: string[] = [];
+    listener.subscribe(subjects.control, {
+      callback: (_e, m) => received.push(m.string() === 'marker' ? 'marker' : 'a command'),
+    });
+    await listener.flush();
+
+    const refusals = violationsOf(worker);
+    worker.publish(subjects.control, stop);
+    expect(await refusals.next()).toEqual({ operation: 'publish', subject: subjects.control });
+    await receivedUntilMarker(coordinator, subjects.control, received);
+    expect(received).toEqual(['marker']);
+  });
+
+  it('lets a worker publish registration, heartbeats, reports and chunks, and an observer nothing', async () => {
+    const coordinator = await connectAs(url, users.coordinator);
+    const worker = await connectAs(url, users.workers[0]);
+    const observer = await connectAs(url, users.observer);
+    const received: string[] = [];
+    coordinator.subscribe(`ddp.${JOB}.>`, {
+      callback: (_e, m) => received.push(m.string() === 'marker' ? 'marker' : m.subject),
+    });
+    await coordinator.flush();
+    const allowed = [subjects.register, subjects.heartbeat, subjects.report, subjects.data(1).rs(0, 'w-1')];
+    for (const s of allowed) worker.publish(s, new Uint8Array(1));
+    await worker.flush();
+    const refusals = violationsOf(observer);
+    observer.publish(subjects.heartbeat, new Uint8Array(1));
+    expect(await refusals.next()).toEqual({ operation: 'publish', subject: subjects.heartbeat });
+    await receivedUntilMarker(coordinator, subjects.report, received);
+    expect(received).toEqual([...allowed, 'marker']);
+  });
+});
+
+describe('per-worker identity', () => {
+  const members = ['w-0', 'w-1'];
+  const users = generateRoleUsers(members);
+  let url: string;
+  beforeAll(async () => {
+    url = await serverWith(users.all);
+  });
+
+  async function collectiveAs(user: NatsRoleUser, rank: number) {
+    const observer = createCountingObserver();
+    const nc = await connectAs(url, user);
+    const collective = await createNatsCollective(nc, {
+      job: JOB,
+      generation: 1,
+      rank,
+      worldSize: 2,
+      members,
+      timeoutMs: 20_000,
+      observer,
+    });
+    return { nc, collective, observer };
+  }
+
+  it('refuses a chunk that worker w-1 sends on w-0’s subject; the all-reduce sums only the real ones', async () => {
+    const ranks = [await collectiveAs(users.workers[0], 0), await collectiveAs(users.workers[1], 1)];
+    const collectives: Collective[] = ranks.map((r) => r.collective);
+    try {
+      const inputs = randomBuffers(2, 1_000, 8);
+      const buffers = inputs.map((b) => Float32Array.from(b));
+      // Rank 1 owns [500, 1000): a "contribution from rank 0" full of garbage, sent by w-1 ahead of rank 0's own.
+      const forger = ranks[1].nc;
+      const refusals = violationsOf(forger);
+      const forgedSubject = subjects.data(1).rs(1, 'w-0');
+      forger.publish(forgedSubject, byteView(new Float32Array(500).fill(1e30)), {
+        headers: encodeChunkHeader({ op: 0, rank: 0, shard: 1, chunk: 0, offset: 500, count: 500, dtype: 'f32' }),
+      });
+      expect(await refusals.next()).toEqual({ operation: 'publish', subject: forgedSubject });
+      await Promise.all(collectives.map((c, r) => c.allReduce(buffers[r])));
+      const sum = expectedSum(inputs);
+      buffers.forEach((b, r) => expectSameBits(b, sum, `rank ${r}`));
+      expect(ranks.map((r) => [r.observer.invalidTotal(), r.observer.staleTotal()])).toEqual([
+        [0, 0],
+        [0, 0],
+      ]);
+    } finally {
+      await Promise.all(collectives.map((c) => c.close()));
+    }
+  });
+
+  it('fails at once, naming the refused subject, when a worker runs as a member its credential is not', async () => {
+    // w-1's credential in rank 0's place: every chunk it sends as w-0 is refused by the server.
+    const impostor = await collectiveAs(users.workers[1], 0);
+    const peer = await collectiveAs(users.workers[1], 1);
+    try {
+      const results = await Promise.allSettled([
+        impostor.collective.allReduce(new Float32Array(100)),
+        peer.collective.allReduce(new Float32Array(100), { timeoutMs: 1_000 }),
+      ]);
+      expect(results[0]).toMatchObject({ status: 'rejected' });
+      const reason = (results[0] as PromiseRejectedResult).reason as Error;
+      expect(reason.message).toMatch(
+        /allReduce op 0 \(generation 1\) failed: the NATS server refused to let this client publish to ddp\.roles\.g1\.w-0\.rs\.1: .*credential of its role/,
+      );
+      // The refusal ended it, not its deadline: a timeout would name the missing chunks instead.
+      expect(reason.name).not.toBe('CollectiveTimeoutError');
+    } finally {
+      await Promise.all([impostor.collective.close(), peer.collective.close()]);
+    }
+  });
+});
+
+describe('the object store under roles', () => {
+  it('lets a worker read a dataset the coordinator uploaded, and refuses the worker an upload', async () => {
+    const users = generateRoleUsers();
+    const url = await serverWith(users.all, true);
+    const dir = await mkdtemp(join(tmpdir(), 'tfjs-ddp-roles-'));
+    try {
+      const local = await writeIdxPair(dir, { count: 20, rows: 4, cols: 4 });
+      const coordinator = await connectAs(url, users.coordinator);
+      const images = await putDataset(coordinator, 'datasets', 'images.idx3', local.images);
+      const labels = await putDataset(coordinator, 'datasets', 'labels.idx1', local.labels);
+      clearLoadedDatasets();
+      const worker = await connectAs(url, users.workers[0]);
+      const loaded = await loadSource({ type: 'idx', images: images.url, labels: labels.url }, { nc: worker });
+      expect(loaded.count).toBe(20);
+      await expect(putDataset(worker, 'datasets', 'images.idx3', local.images)).rejects.toThrow(/permission|refused/i);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
