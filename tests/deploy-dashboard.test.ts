@@ -125,9 +125,17 @@ describe('Grafana dashboard', () => {
       ['ddp_generation', 'ddp_allreduce_busbw_bytes_per_second', 'ddp_tensors'],
       ['ddp_job_steps_total', 'ddp_job_samples_total', 'ddp_job_aborted_steps_total', 'ddp_job_restarts_total'],
       ['ddp_job_loss', 'ddp_job_epoch', 'ddp_job_world_size', 'ddp_job_generation', 'ddp_job_validation'],
-      ['ddp_job_step_seconds_bucket', 'DCGM_FI_DEV_GPU_UTIL'],
+      ['ddp_job_step_seconds_bucket', 'ddp_job_eta_seconds', 'ddp_straggler', 'DCGM_FI_DEV_GPU_UTIL'],
     ].flat();
     expect(wanted.filter((m) => !used.has(m))).toEqual([]);
+  });
+
+  it('shows the estimated time left in seconds and the workers flagged as stragglers', () => {
+    const eta = panels.find((p) => p.targets?.some((t) => t.expr.includes('ddp_job_eta_seconds')));
+    expect(eta?.title).toBe('ETA');
+    expect((eta?.fieldConfig?.defaults as { unit?: string } | undefined)?.unit).toBe('s');
+    const stragglers = panels.find((p) => p.targets?.some((t) => t.expr.includes('ddp_straggler')));
+    expect(stragglers?.targets?.map((t) => t.expr)).toEqual(['sum(ddp_straggler{ddp_job=~"$ddp_job"})']);
   });
 
   it('breaks step time down by phase: stacked means from the histogram, and p95', () => {
@@ -189,6 +197,8 @@ describe('Grafana dashboard', () => {
         for (const w of workers) w.step({ timings, samples: 32, lossSum: 32 / step, gradientBytes: 1e6, worldSize: 2 });
         coordinator.step({ seconds: 0.1, samples: 64, loss: 1 / step });
         coordinator.validation({ loss: 1 / step, accuracy: 0.9 });
+        coordinator.eta(100 - step);
+        for (const w of workers.keys()) coordinator.straggler(`worker-${w}`, w === 1 && step > 5);
       }, 100);
 
       const servers: MetricsServer[] = [];

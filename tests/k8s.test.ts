@@ -12,10 +12,12 @@ import * as appsV1 from 'kubernetes-models/apps/v1';
 import * as batchV1 from 'kubernetes-models/batch/v1';
 import * as networkingV1 from 'kubernetes-models/networking.k8s.io/v1';
 import * as policyV1 from 'kubernetes-models/policy/v1';
+import * as rbacV1 from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import * as coreV1 from 'kubernetes-models/v1';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IPodTemplateSpec } from 'kubernetes-models/v1/PodTemplateSpec';
-import { CACHE_ENV, parseJobSpec } from '@tfjs-ddp/common';
+import { CACHE_ENV, parseJobSpec, silentLogger } from '@tfjs-ddp/common';
+import { IN_CLUSTER_CREDENTIALS, JobAnnotator, inClusterAnnotatorOptions } from '@tfjs-ddp/coordinator';
 import { runCli } from 'tfjs-ddp';
 import YAML from 'yaml';
 import { z } from 'zod';
@@ -102,6 +104,7 @@ const MODELS: Record<string, Record<string, unknown>> = {
   'batch/v1': batchV1,
   'policy/v1': policyV1,
   'networking.k8s.io/v1': networkingV1,
+  'rbac.authorization.k8s.io/v1': rbacV1,
 };
 
 /**
@@ -204,11 +207,47 @@ async function variablesRead(command: string): Promise<Set<string>> {
   let help = '';
   const code = await runCli([command, '--help'], { env: {}, stdout: (t) => (help += t), stderr: (t) => (help += t) });
   if (code !== 0) throw new Error(`tfjs-ddp ${command} --help exited ${code}:\n${help}`);
-  return new Set(help.match(/TFJS_DDP_[A-Z_]+/g));
+  return new Set(help.match(/TFJS_DDP_[A-Z0-9_]+/g));
 }
 
 // The library reads these itself, whatever the command.
 const LIBRARY_VARIABLES = new Set([CACHE_ENV, 'TFJS_DDP_LOG']);
+
+interface PolicyRule {
+  apiGroups?: string[];
+  resources?: string[];
+  resourceNames?: string[];
+  verbs: string[];
+}
+interface ApiRequest {
+  verb: string;
+  group: string;
+  resource: string;
+  namespace: string;
+  name: string;
+}
+
+/** Whether RBAC lets `rules` of a Role in `namespace` do `r` (as the API server's authorizer decides, wildcards included). */
+function rbacAllows(rules: PolicyRule[], namespace: string, r: ApiRequest): boolean {
+  const has = (list: string[] | undefined, v: string) => !!list && (list.includes('*') || list.includes(v));
+  return (
+    r.namespace === namespace &&
+    rules.some(
+      (rule) =>
+        has(rule.verbs, r.verb) &&
+        has(rule.apiGroups, r.group) &&
+        has(rule.resources, r.resource) &&
+        (!rule.resourceNames?.length || rule.resourceNames.includes(r.name)),
+    )
+  );
+}
+
+/** The request a PATCH of `path` is to RBAC: /apis/GROUP/VERSION/namespaces/NS/RESOURCE/NAME. */
+function patchRequest(path: string): ApiRequest {
+  const m = /^\/apis\/([^/]+)\/[^/]+\/namespaces\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(path);
+  if (!m) throw new Error(`not a namespaced object path of a named API group: ${path}`);
+  return { verb: 'patch', group: m[1], namespace: m[2], resource: m[3], name: m[4] };
+}
 
 function gpuRequests(objects: K8sObject[]): string[] {
   return workloads(objects).flatMap((w) =>
@@ -284,6 +323,69 @@ describe.skipIf(!KUBECTL)('k8s manifests', () => {
         const volume = podTemplate(w).spec!.volumes?.find((v) => v.name === tmp?.name);
         expect(volume?.emptyDir, `${w.metadata.name} mounts an emptyDir at /tmp`).toBeDefined();
       }
+    });
+
+    it('lets the coordinator patch its own Job and nothing more, with an explicitly mounted token', () => {
+      const job = coordinatorJob();
+      const pod = podTemplate(job).spec!;
+      // Who the coordinator is: its own service account, which mounts no token by itself.
+      const account = find(objects(), 'ServiceAccount', pod.serviceAccountName ?? 'default') as K8sObject & {
+        automountServiceAccountToken?: boolean;
+      };
+      expect(account.automountServiceAccountToken).toBe(false);
+      expect(pod.automountServiceAccountToken).toBe(false);
+      expect(objects().filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding')).toEqual([]);
+      const bindings = objects().filter(
+        (o) =>
+          o.kind === 'RoleBinding' &&
+          (o as unknown as { subjects: { kind: string; name: string; namespace?: string }[] }).subjects.some(
+            (x) => x.kind === 'ServiceAccount' && x.name === account.metadata.name && x.namespace === NAMESPACE,
+          ),
+      ) as unknown as { roleRef: { kind: string; name: string } }[];
+      expect(bindings.map((b) => b.roleRef.kind)).toEqual(['Role']);
+      const role = find(objects(), 'Role', bindings[0].roleRef.name) as unknown as { rules: PolicyRule[] };
+      const rules = role.rules;
+
+      // The write the coordinator makes, built by the code from what the downward API gives the pod.
+      const env = container(job).env ?? [];
+      const fieldOf = (name: string) => env.find((e) => e.name === name)?.valueFrom?.fieldRef?.fieldPath;
+      expect(fieldOf('TFJS_DDP_K8S_JOB')).toBe("metadata.labels['batch.kubernetes.io/job-name']");
+      expect(fieldOf('TFJS_DDP_K8S_NAMESPACE')).toBe('metadata.namespace');
+      // The Job controller labels its pods batch.kubernetes.io/job-name=<the Job's name>.
+      const options = inClusterAnnotatorOptions({}, job.metadata.name, job.metadata.namespace ?? '', silentLogger);
+      const write = patchRequest(new JobAnnotator(options).path);
+      expect(write).toEqual({
+        verb: 'patch',
+        group: 'batch',
+        resource: 'jobs',
+        namespace: NAMESPACE,
+        name: 'tfjs-ddp-coordinator',
+      });
+      expect(rbacAllows(rules, NAMESPACE, write)).toBe(true);
+      // ...and nothing more.
+      expect(rules).toEqual([
+        { apiGroups: ['batch'], resources: ['jobs'], resourceNames: [job.metadata.name], verbs: ['patch'] },
+      ]);
+      const denied: ApiRequest[] = [
+        ...['get', 'list', 'watch', 'update', 'delete', 'create'].map((verb) => ({ ...write, verb })),
+        { ...write, name: 'tfjs-ddp-worker' },
+        { ...write, resource: 'jobs/status' },
+        { ...write, resource: 'pods' },
+        { ...write, group: '' },
+        { ...write, namespace: 'default' },
+      ];
+      for (const r of denied) expect(rbacAllows(rules, NAMESPACE, r), JSON.stringify(r)).toBe(false);
+
+      // The token and the CA where the code reads them, from a projected volume.
+      const mount = container(job).volumeMounts?.find((m) => m.mountPath === IN_CLUSTER_CREDENTIALS);
+      expect(mount?.readOnly).toBe(true);
+      const sources = pod.volumes?.find((v) => v.name === mount?.name)?.projected?.sources ?? [];
+      const token = sources.find((x) => x.serviceAccountToken)?.serviceAccountToken;
+      expect(`${IN_CLUSTER_CREDENTIALS}/${token?.path}`).toBe(options.tokenFile);
+      const ca = sources.find((x) => x.configMap)?.configMap;
+      expect(ca?.name).toBe('kube-root-ca.crt');
+      expect(ca?.items?.map((i) => `${IN_CLUSTER_CREDENTIALS}/${i.path}`)).toEqual([options.caFile]);
+      expect(ca?.items?.map((i) => i.key)).toEqual(['ca.crt']);
     });
 
     it('runs the workers as an Indexed Job whose size is the gang the coordinator waits for', () => {

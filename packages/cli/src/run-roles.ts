@@ -1,8 +1,16 @@
 // `tfjs-ddp coordinator`, `tfjs-ddp worker` and `tfjs-ddp data put`: each role in this process,
 // configured from flags (or their environment variables, for Kubernetes).
 import { basename } from 'node:path';
-import { connectNats, createLogger, loadJobSpec, putDataset, specHash, type BackendRequest } from '@tfjs-ddp/common';
-import { runCoordinator } from '@tfjs-ddp/coordinator';
+import {
+  connectNats,
+  createLogger,
+  loadJobSpec,
+  putDataset,
+  specHash,
+  type BackendRequest,
+  type Logger,
+} from '@tfjs-ddp/common';
+import { Coordinator, JobAnnotator, inClusterAnnotatorOptions, type ProgressEvent } from '@tfjs-ddp/coordinator';
 import { runWorker } from '@tfjs-ddp/worker';
 import type { CliContext } from './commands/context.js';
 import { natsOptionsFromFlags, type NatsFlagValues } from './commands/nats-flags.js';
@@ -13,6 +21,8 @@ export interface CoordinatorArgs extends NatsFlagValues {
   trace?: string;
   'min-workers'?: number;
   'max-workers'?: number;
+  'k8s-job'?: string;
+  'k8s-namespace'?: string;
 }
 
 export async function runCoordinatorCommand(ctx: CliContext, args: CoordinatorArgs): Promise<number> {
@@ -23,7 +33,7 @@ export async function runCoordinatorCommand(ctx: CliContext, args: CoordinatorAr
     const max = args['max-workers'] ?? Math.max(loaded.workers.max, min);
     if (max < min) throw new Error(`--max-workers ${max} is below the minimum ${min}`);
     const spec = { ...loaded, workers: { min, max } };
-    const summary = await runCoordinator({
+    const coordinator = new Coordinator({
       spec,
       specHash: specHash(spec),
       nats: natsOptionsFromFlags(args),
@@ -31,12 +41,35 @@ export async function runCoordinatorCommand(ctx: CliContext, args: CoordinatorAr
       trace: args.trace,
       log,
     });
+    const annotator = jobAnnotator(ctx, args, log);
+    let last: ProgressEvent | undefined;
+    coordinator.on('progress', (p: ProgressEvent) => {
+      last = p;
+      annotator?.progress(p);
+    });
+    const summary = await coordinator.run().catch(async (err: unknown) => {
+      await annotator?.close('failed', last);
+      throw err;
+    });
+    await annotator?.close('completed', last);
     ctx.stdout(`${JSON.stringify(summary.test ?? {}, null, 0)}\n`);
     return 0;
   } catch (err) {
     ctx.stderr(`tfjs-ddp coordinator: ${(err as Error).message}\n`);
     return 1;
   }
+}
+
+/** With --k8s-job, progress goes to that Job's annotations too, through the in-cluster API. */
+function jobAnnotator(ctx: CliContext, args: CoordinatorArgs, log: Logger): JobAnnotator | undefined {
+  const job = args['k8s-job'];
+  if (!job) return undefined;
+  const namespace = args['k8s-namespace'];
+  if (!namespace)
+    throw new Error(
+      `--k8s-job ${job} needs --k8s-namespace (TFJS_DDP_K8S_NAMESPACE; in a pod from the downward API's metadata.namespace)`,
+    );
+  return new JobAnnotator(inClusterAnnotatorOptions(ctx.env, job, namespace, log.child('k8s')));
 }
 
 export interface WorkerArgs extends NatsFlagValues {

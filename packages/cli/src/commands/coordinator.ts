@@ -18,6 +18,12 @@ const flags = {
     "workers to wait for before training starts (overrides the job's workers.min)",
   ),
   'max-workers': wholeNumberFlag('max-workers', "most workers admitted (overrides the job's workers.max)"),
+  'k8s-job': {
+    type: 'string',
+    describe:
+      "in Kubernetes: the coordinator's own Job, annotated with epoch, step and ETA (needs the service-account token and a Role allowing patch on it)",
+  },
+  'k8s-namespace': { type: 'string', describe: "the namespace of --k8s-job (in a pod: the pod's own)" },
   ...natsFlags,
 } as const;
 
