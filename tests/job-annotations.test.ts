@@ -3,13 +3,16 @@
 // /apis/batch/v1/namespaces/NS/jobs/NAME with the service-account token, at most every
 // minIntervalMs (the newest progress wins), a final state at close, and a failing API server costs
 // one warning, never the job.
+import { spawnSync } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { writeFile } from 'node:fs/promises';
+import { createServer as createHttpsServer } from 'node:https';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { JOB_ANNOTATIONS, JobAnnotator, inClusterAnnotatorOptions, type ProgressEvent } from '@tfjs-ddp/coordinator';
+import { runCli } from 'tfjs-ddp';
 import { captureLog } from './support/log.js';
-import { tempDir, type TempDir } from './support/jobs.js';
+import { tempDir, writeJob, type TempDir } from './support/jobs.js';
 
 interface Received {
   method: string;
@@ -176,5 +179,89 @@ describe('the Job annotator', () => {
     expect(o.apiServer).toBe('https://10.96.0.1:443');
     expect(o.tokenFile).toBe('/var/run/secrets/kubernetes.io/serviceaccount/token');
     expect(o.caFile).toBe('/var/run/secrets/kubernetes.io/serviceaccount/ca.crt');
+  });
+});
+
+const OPENSSL = spawnSync('openssl', ['version']).status === 0;
+
+describe.skipIf(!OPENSSL)('the Job annotator over HTTPS', () => {
+  let dir: TempDir;
+  let server: ReturnType<typeof createHttpsServer>;
+  let url: string;
+  const paths: string[] = [];
+
+  beforeAll(async () => {
+    dir = await tempDir('annotations-tls');
+    const r = spawnSync(
+      'openssl',
+      [
+        ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1'],
+        ...['-keyout', join(dir.path, 'key.pem'), '-out', join(dir.path, 'ca.crt'), '-subj', '/CN=127.0.0.1'],
+        ...['-addext', 'subjectAltName=IP:127.0.0.1'],
+      ],
+      { encoding: 'utf8' },
+    );
+    if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+    await writeFile(join(dir.path, 'token'), 'tls-token');
+    server = createHttpsServer(
+      { key: await readFile(join(dir.path, 'key.pem')), cert: await readFile(join(dir.path, 'ca.crt')) },
+      (req, res) => {
+        req.resume();
+        req.on('end', () => {
+          paths.push(`${req.method} ${req.url} ${req.headers.authorization}`);
+          res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+        });
+      },
+    );
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
+  });
+  afterAll(async () => {
+    await new Promise((r) => server?.close(r));
+    await dir?.remove();
+  });
+
+  it('checks the API server against the cluster CA it is given, and refuses one it cannot verify', async () => {
+    const options = { apiServer: url, namespace: 'ns', job: 'j', tokenFile: join(dir.path, 'token'), minIntervalMs: 0 };
+    const trusting = captureLog();
+    await new JobAnnotator({ ...options, caFile: join(dir.path, 'ca.crt'), log: trusting.log }).close('completed');
+    expect(paths).toEqual(['PATCH /apis/batch/v1/namespaces/ns/jobs/j Bearer tls-token']);
+    expect(trusting.lines.filter((l) => l.startsWith('WARN'))).toEqual([]);
+
+    const without = captureLog();
+    await new JobAnnotator({ ...options, log: without.log }).close('completed');
+    expect(paths).toHaveLength(1);
+    expect(without.lines.filter((l) => l.startsWith('WARN'))).toEqual([
+      expect.stringMatching(/self-signed certificate/),
+    ]);
+  });
+});
+
+describe('tfjs-ddp coordinator --k8s-job', () => {
+  it('needs the namespace too, and says where it comes from in a pod', async () => {
+    const dir = await tempDir('k8s-flags');
+    try {
+      const job = await writeJob(dir.path, 'k', {
+        name: 'k',
+        model: { zoo: 'linear' },
+        data: { train: { type: 'synthetic-linear', n: 10, w: [1], seed: 1 } },
+        optimizer: { type: 'sgd', learningRate: 0.1 },
+        loss: 'mse',
+        batchSize: 5,
+        epochs: 1,
+      });
+      let stderr = '';
+      const code = await runCli(['coordinator', '--job', job, '--k8s-job', 'tfjs-ddp-coordinator'], {
+        env: {},
+        stdout: () => {},
+        stderr: (t) => (stderr += t),
+      });
+      expect(code).toBe(1);
+      expect(stderr).toBe(
+        "tfjs-ddp coordinator: --k8s-job tfjs-ddp-coordinator needs --k8s-namespace (TFJS_DDP_K8S_NAMESPACE; in a pod from the downward API's metadata.namespace)\n",
+      );
+    } finally {
+      await dir.remove();
+    }
   });
 });

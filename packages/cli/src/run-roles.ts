@@ -33,6 +33,7 @@ export async function runCoordinatorCommand(ctx: CliContext, args: CoordinatorAr
     const max = args['max-workers'] ?? Math.max(loaded.workers.max, min);
     if (max < min) throw new Error(`--max-workers ${max} is below the minimum ${min}`);
     const spec = { ...loaded, workers: { min, max } };
+    const annotator = jobAnnotator(ctx, args, log);
     const coordinator = new Coordinator({
       spec,
       specHash: specHash(spec),
@@ -41,7 +42,6 @@ export async function runCoordinatorCommand(ctx: CliContext, args: CoordinatorAr
       trace: args.trace,
       log,
     });
-    const annotator = jobAnnotator(ctx, args, log);
     let last: ProgressEvent | undefined;
     coordinator.on('progress', (p: ProgressEvent) => {
       last = p;
