@@ -2,6 +2,7 @@
 // and nothing else (no npm, no network): a GPU node, say. Writes out/bundle/ (or --out DIR):
 //   tfjs-ddp.mjs          the CLI (`node tfjs-ddp.mjs local --workers 2 --job JOB --backend webgpu`)
 //   tfjs-ddp-worker.mjs   the worker process the CLI's local launcher starts
+//   heartbeat-thread.mjs  the worker's heartbeat thread (NATS and the codec only)
 //   bench-allreduce.mjs   the all-reduce benchmark, with rank.mjs and raw-peer.mjs, its processes
 //   bench-scaling.mjs     the training benchmark (--backend webgpu --without-torch on a GPU machine)
 //   *.wasm                tfjs-backend-wasm's binaries
@@ -46,6 +47,8 @@ const BANNER = [
 const ENTRIES = {
   'tfjs-ddp': 'scripts/bundle/cli.mjs',
   'tfjs-ddp-worker': 'scripts/bundle/worker.mjs',
+  // Started by the worker as a thread, by the path provide.mjs gives; it needs no bundle info itself.
+  'heartbeat-thread': 'packages/worker/dist/heartbeat-thread.js',
   'bench-allreduce': 'scripts/bundle/bench-allreduce.mjs',
   'bench-scaling': 'scripts/bundle/bench-scaling.mjs',
   rank: 'bench/allreduce/rank.mjs',
@@ -67,7 +70,11 @@ async function main() {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  for (const dist of ['packages/cli/dist/bin.js', 'packages/worker/dist/bin.js']) {
+  for (const dist of [
+    'packages/cli/dist/bin.js',
+    'packages/worker/dist/bin.js',
+    'packages/worker/dist/heartbeat-thread.js',
+  ]) {
     if (!existsSync(path.join(ROOT, dist))) {
       process.stderr.write(`bundle: ${dist} is missing; run npm run build first\n`);
       return 1;

@@ -48,7 +48,14 @@ afterAll(async () => {
 
 describe('the bundle', () => {
   it('holds the entries, the wasm binaries and, where installed, Dawn', () => {
-    for (const f of ['tfjs-ddp.mjs', 'tfjs-ddp-worker.mjs', 'bench-allreduce.mjs', 'bench-scaling.mjs', 'rank.mjs']) {
+    for (const f of [
+      'tfjs-ddp.mjs',
+      'tfjs-ddp-worker.mjs',
+      'heartbeat-thread.mjs',
+      'bench-allreduce.mjs',
+      'bench-scaling.mjs',
+      'rank.mjs',
+    ]) {
       expect(existsSync(join(bundle, f)), f).toBe(true);
     }
     expect(existsSync(join(bundle, 'tfjs-backend-wasm-simd.wasm'))).toBe(true);

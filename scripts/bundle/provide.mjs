@@ -16,6 +16,7 @@ provideBundleInfo({
   },
   wasmDir: here,
   workerBin: join(here, 'tfjs-ddp-worker.mjs'),
+  heartbeatThread: join(here, 'heartbeat-thread.mjs'),
   // Replaced by the bundler with the CLI package's version.
   version: process.env.TFJS_DDP_BUNDLE_VERSION,
 });

@@ -30,8 +30,12 @@ export interface Members {
   readonly generation: number;
   /** Worker ids in rank order. */
   readonly members: readonly string[];
-  /** Ranks of the current generation whose heartbeats stopped. */
+  /** Ranks of the current generation that are lost: heartbeats stopped, or main thread stuck. */
   lostMembers(): number[];
+  /** Why rank `rank` is lost (undefined while it is alive). */
+  lostReason(rank: number): string | undefined;
+  /** How long rank `rank`'s main thread has been blocked in one computation, by its heartbeats. */
+  blockedMs(rank: number): number;
 }
 
 export interface ReportWait<T> {
@@ -199,8 +203,13 @@ export class ControlPlane {
       },
       onTimeout: () => {
         const missing = m.members.map((_, i) => i).filter((i) => !got.has(i));
+        // Alive but slow (heartbeats on, main thread busy): a deadline too short for the work, not a loss.
+        const busy = missing
+          .filter((i) => m.blockedMs(i) > spec.faults.heartbeatTimeoutMs)
+          .map((i) => `rank ${i} is alive but its main thread has been busy for ${m.blockedMs(i)} ms`);
         return new StepFailedError(
-          `${what} timed out after ${timeoutMs} ms: no report from rank${missing.length > 1 ? 's' : ''} ${named(missing)}`,
+          `${what} timed out after ${timeoutMs} ms: no report from rank${missing.length > 1 ? 's' : ''} ${named(missing)}` +
+            (busy.length > 0 ? ` (${busy.join('; ')}: raise timeouts.stepMs if its work takes this long)` : ''),
           missing,
         );
       },
@@ -208,8 +217,9 @@ export class ControlPlane {
         const lost = m.lostMembers().filter((rank) => !got.has(rank));
         if (lost.length === 0) return undefined;
         return new StepFailedError(
-          `${what}: ${lost.map((r) => `rank ${r} (${m.members[r]})`).join(', ')} lost: no heartbeat for ` +
-            `${spec.faults.heartbeatTimeoutMs} ms, and no report of ${what}`,
+          `${what}: ` +
+            lost.map((r) => `rank ${r} (${m.members[r]}) lost: ${m.lostReason(r) ?? 'no heartbeat'}`).join(', ') +
+            `, and no report of ${what}`,
           lost,
         );
       },

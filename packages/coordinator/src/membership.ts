@@ -1,6 +1,8 @@
 // Who takes part in the job: workers register (and are refused, saying why, when their job spec,
 // data or protocol version differ, or the job is full), heartbeats keep them known, and those whose
-// heartbeats stop are lost. Rendezvous waits for enough of them; the current generation is a rank
+// heartbeats stop are lost. Heartbeats come from a thread of the worker's own, so a worker busy in a
+// long computation still sends them and is waited for (up to timeouts.stepMs, the step's deadline);
+// one whose heartbeats say its main thread has been blocked longer than that is lost too. Rendezvous waits for enough of them; the current generation is a rank
 // order over the registered workers, and workers registered since (newcomers, restarted members)
 // join at the next step boundary.
 import type { EventEmitter } from 'node:events';
@@ -22,6 +24,8 @@ interface Member {
   workerId: string;
   backend: string;
   lastSeen: number;
+  /** What its last heartbeat said: how long its main thread had been blocked then. */
+  blockedMs: number;
 }
 
 export type DatasetSizes = { train: number; validation: number; test: number };
@@ -95,17 +99,41 @@ export class Membership implements Members {
 
   lostMembers(): number[] {
     const now = Date.now();
-    return this.current
-      .map((id, rank) => ({ rank, seen: this.registered.get(id)?.lastSeen ?? 0 }))
-      .filter((m) => now - m.seen > this.o.spec.faults.heartbeatTimeoutMs)
-      .map((m) => m.rank);
+    return this.current.map((_, rank) => rank).filter((rank) => this.lostReason(rank, now) !== undefined);
   }
 
-  /** Forgets the members whose heartbeats stopped: the next generation forms without them. */
+  /**
+   * Why member `rank` counts as lost: gone (no heartbeat for faults.heartbeatTimeoutMs: dead, cut off
+   * or frozen), or stuck (heartbeats on, but its main thread blocked longer than timeouts.stepMs, the
+   * most any step may take). Undefined while it is alive, however busy.
+   */
+  lostReason(rank: number, now = Date.now()): string | undefined {
+    const { heartbeatTimeoutMs } = this.o.spec.faults;
+    const { stepMs } = this.o.spec.timeouts;
+    const member = this.registered.get(this.current[rank]);
+    if (!member || now - member.lastSeen > heartbeatTimeoutMs) return `no heartbeat for ${heartbeatTimeoutMs} ms`;
+    const blocked = this.blockedMs(rank, now);
+    if (blocked > stepMs)
+      return (
+        `its heartbeats go on but its main thread has been blocked for ${blocked} ms, longer than ` +
+        `timeouts.stepMs = ${stepMs} ms (stuck in one computation?)`
+      );
+    return undefined;
+  }
+
+  /** How long member `rank`'s main thread has been blocked, by its heartbeats (0 when unknown). */
+  blockedMs(rank: number, now = Date.now()): number {
+    const member = this.registered.get(this.current[rank]);
+    // Still blocked since its last heartbeat, if it was then.
+    return member && member.blockedMs > 0 ? member.blockedMs + (now - member.lastSeen) : 0;
+  }
+
+  /** Forgets the members lost (heartbeats stopped, or main thread stuck): the next generation forms without them. */
   dropLost(): void {
+    const now = Date.now();
     for (const rank of this.lostMembers()) {
       const id = this.current[rank];
-      this.o.log.warn('worker lost', { rank, workerId: id, heartbeatTimeoutMs: this.o.spec.faults.heartbeatTimeoutMs });
+      this.o.log.warn('worker lost', { rank, workerId: id, reason: this.lostReason(rank, now) });
       this.registered.delete(id);
     }
   }
@@ -177,7 +205,12 @@ export class Membership implements Members {
     const known = this.registered.get(req.workerId);
     if (!known && this.registered.size >= spec.workers.max)
       return refuse(req.workerId, `the job already has workers.max = ${spec.workers.max} workers`);
-    this.registered.set(req.workerId, { workerId: req.workerId, backend: req.backend, lastSeen: Date.now() });
+    this.registered.set(req.workerId, {
+      workerId: req.workerId,
+      backend: req.backend,
+      lastSeen: Date.now(),
+      blockedMs: 0,
+    });
     // Fixed by the first worker accepted, for the whole job: the data plan is built on it.
     this.datasetSizes ??= req.sizes;
     // A member registering again was restarted: its old process is gone, so is its part of the step in flight.
@@ -206,7 +239,7 @@ export class Membership implements Members {
   }
 
   onHeartbeat(m: Msg): void {
-    const hb = decodeOrDrop<{ workerId: string; gen: number }>(heartbeatSchema, m, {
+    const hb = decodeOrDrop<{ workerId: string; gen: number; blockedMs?: number }>(heartbeatSchema, m, {
       job: this.o.spec.name,
       observer: this.o.observer,
     });
@@ -214,6 +247,8 @@ export class Membership implements Members {
     // A restarted coordinator continues above any generation its workers still hold.
     if (hb.gen > this.gen && this.current.length === 0) this.gen = hb.gen;
     const member = this.registered.get(hb.workerId);
-    if (member) member.lastSeen = Date.now();
+    if (!member) return;
+    member.lastSeen = Date.now();
+    member.blockedMs = hb.blockedMs ?? 0;
   }
 }

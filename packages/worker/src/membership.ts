@@ -1,11 +1,10 @@
 // This worker's place in the job: registered with which coordinator (and at which of its
-// generations), the generation and rank it holds now with that generation's collective, and its
-// heartbeats. A worker the coordinator dropped (it froze or was cut off) or whose coordinator was
-// replaced registers again, and joins at the next step boundary.
+// generations), the generation and rank it holds now with that generation's collective (the
+// heartbeats that say both are sent by heartbeats.ts). A worker the coordinator dropped (it froze
+// or was cut off) or whose coordinator was replaced registers again, and joins at the next step
+// boundary.
 import {
   createNatsCollective,
-  encodeMessage,
-  heartbeatSchema,
   type Collective,
   type JobSpec,
   type JobSubjects,
@@ -13,7 +12,6 @@ import {
   type MessageObserver,
   type NatsConnection,
   type NatsServerPool,
-  type Tf,
   type WorkerMetrics,
 } from '@tfjs-ddp/common';
 import { register, RegistrationRefusedError, type RegistrationRequest } from './registration.js';
@@ -22,7 +20,6 @@ export interface WorkerMembershipOptions {
   nc: NatsConnection;
   /** The collective's connections, one per NATS server of the job (`nc` itself when there is one). */
   servers: NatsServerPool;
-  tf: Tf;
   spec: JobSpec;
   subjects: JobSubjects;
   workerId: string;
@@ -56,21 +53,6 @@ export class WorkerMembership {
       log,
       stopped,
     ));
-  }
-
-  heartbeat(): void {
-    const { nc, subjects, spec, workerId, tf } = this.o;
-    nc.publish(
-      subjects.heartbeat,
-      encodeMessage(heartbeatSchema, {
-        type: 'heartbeat',
-        job: spec.name,
-        workerId,
-        gen: this.gen,
-        rank: this.rank,
-        tensors: tf.memory().numTensors,
-      }),
-    );
   }
 
   /** Whether a hello comes from another coordinator than the one this worker registered with. */

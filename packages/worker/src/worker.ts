@@ -2,7 +2,7 @@
 // with the coordinator and handles its commands until the stop: generations (collective and state
 // sync), training steps (gradients of its slice -> all-reduce -> apply), evaluation of its slice,
 // checkpoints and the trained model. The parts: membership.ts, dispatch.ts, training-step.ts,
-// replica.ts, evaluation.ts and rank0-files.ts.
+// replica.ts, evaluation.ts, rank0-files.ts and heartbeats.ts (sent from a thread of their own).
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import {
@@ -27,6 +27,7 @@ import {
 } from '@tfjs-ddp/common';
 import { BatchBuffers } from './batch.js';
 import { Dispatcher } from './dispatch.js';
+import { Heartbeats } from './heartbeats.js';
 import { loadJobData, datasetSizes } from './job-data.js';
 import { WorkerMembership } from './membership.js';
 import { Rank0Files } from './rank0-files.js';
@@ -94,7 +95,6 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerResult> {
     const membership = new WorkerMembership({
       nc,
       servers,
-      tf,
       spec,
       subjects,
       workerId,
@@ -130,14 +130,21 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerResult> {
     const sub = nc.subscribe(subjects.control, { callback: (_e, m) => dispatcher.receive(m) });
     await nc.flush();
     await membership.register();
-    // Several beats per timeout, so one late beat (a long micro-batch, a loaded machine) is not a loss.
-    const every = opts.heartbeatMs ?? Math.min(1_000, Math.floor(spec.faults.heartbeatTimeoutMs / 4));
-    const beat = setInterval(() => membership.heartbeat(), every);
+    // Several beats per timeout, so one late beat (a loaded machine, a slow network) is not a loss.
+    const heartbeats = await Heartbeats.start({
+      nats: { name: `tfjs-ddp-worker-${workerId}`, ...opts.nats },
+      subject: subjects.heartbeat,
+      job: spec.name,
+      workerId,
+      everyMs: opts.heartbeatMs ?? Math.min(1_000, Math.floor(spec.faults.heartbeatTimeoutMs / 4)),
+      log,
+      state: () => ({ gen: membership.gen, rank: membership.rank, tensors: tf.memory().numTensors }),
+    });
     void dispatcher.watchConnection();
     try {
-      return await dispatcher.run();
+      return await Promise.race([dispatcher.run(), heartbeats.failed]);
     } finally {
-      clearInterval(beat);
+      await heartbeats.stop();
       sub.unsubscribe();
       dispatcher.close();
       await membership.close();

@@ -1,8 +1,8 @@
 // What a single-file build of tfjs-ddp (scripts/bundle.mjs) tells the code it bundles. Installed
 // from node_modules, the packages find each other by module resolution; inside one bundle there are
 // no node_modules to resolve, so the bundle's entry states where things are before anything runs:
-// the optional backend packages it carries, the folder with the tfjs wasm binaries, the worker's
-// entry file and the version.
+// the optional backend packages it carries, the folder with the tfjs wasm binaries, the entry files
+// of the worker and of its heartbeat thread, and the version.
 
 export interface BundleInfo {
   /** Modules the bundle carries, by the specifier the backend loaders import. */
@@ -11,6 +11,8 @@ export interface BundleInfo {
   wasmDir?: string;
   /** The worker's entry file, for the local launcher to start. */
   workerBin?: string;
+  /** The entry file of the worker's heartbeat thread. */
+  heartbeatThread?: string;
   version?: string;
 }
 

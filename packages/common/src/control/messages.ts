@@ -61,6 +61,12 @@ export const heartbeatSchema = z.object({
   gen: int,
   rank: z.number().int().min(-1),
   tensors: int,
+  /**
+   * How long the worker's main thread has not answered its heartbeat thread, in ms: about a
+   * heartbeat period at most while it is responsive, the time so far while it is busy in one long
+   * synchronous computation. The coordinator waits for a busy worker up to timeouts.stepMs.
+   */
+  blockedMs: int.optional(),
 });
 
 const base = { job: z.string() };

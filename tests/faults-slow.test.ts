@@ -1,0 +1,93 @@
+// A worker busy in one long synchronous computation is slow, not gone: its heartbeats come from a
+// thread of their own, so a step that blocks its main thread for 3 × faults.heartbeatTimeoutMs is
+// waited for (up to timeouts.stepMs) and the job ends as if undisturbed. One blocked longer than
+// timeouts.stepMs is stuck: named as such, dropped and recovered from like a lost worker; once
+// unblocked it sees it was dropped, registers again and rejoins, with every replica's hash equal.
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLocalCluster, type JobSummary } from 'tfjs-ddp';
+import { startNats, type NatsFixture } from './support/nats.js';
+import { savedWeights, tempDir, writeJob, type TempDir } from './support/jobs.js';
+import { uncoveredOrRepeated } from './support/coverage.js';
+import { captureLog } from './support/log.js';
+
+const MODULE = fileURLToPath(new URL('./fixtures/models/slow-step.mjs', import.meta.url));
+const TRAIN = 640;
+const BATCH = 32;
+const EPOCHS = 2;
+const HEARTBEAT_TIMEOUT_MS = 1_000;
+
+describe('a worker busy in a long computation', () => {
+  let nats: NatsFixture;
+  let dir: TempDir;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    dir = await tempDir('slow');
+  });
+  afterAll(async () => {
+    await nats?.stop();
+    await dir?.remove();
+  });
+
+  /** A job on 2 workers whose local-1 blocks its main thread for `slowMs` in its 5th loss call. */
+  function job(name: string, slowMs: number, timeouts: { stepMs: number }): Promise<string> {
+    return writeJob(dir.path, name, {
+      name,
+      model: { module: MODULE, params: { inputs: 2, slowWorker: 'local-1', slowCall: 5, slowMs } },
+      data: { train: { type: 'synthetic-linear', n: TRAIN, w: [2, -3.4], b: 4.2, noise: 0.01, seed: 3 } },
+      optimizer: { type: 'sgd', learningRate: 0.05 },
+      batchSize: BATCH,
+      epochs: EPOCHS,
+      seed: 5,
+      hashCheckEvery: 1,
+      workers: { min: 2, max: 2 },
+      timeouts,
+      faults: { heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS, rejoinTimeoutMs: 30_000 },
+      output: join(dir.path, 'out', name),
+    });
+  }
+
+  async function run(file: string): Promise<{ summary: JobSummary; lines: string[]; worker: string[] }> {
+    const { log, lines } = captureLog();
+    const worker: string[] = [];
+    const cluster = await startLocalCluster({
+      job: file,
+      workers: 2,
+      nats: nats.url,
+      log,
+      onWorkerOutput: (w, line) => worker.push(`[${w}] ${line}`),
+    });
+    const summary = await cluster.result().finally(() => cluster.stop());
+    return { summary, lines, worker };
+  }
+
+  it('a step that blocks the main thread for 3 × heartbeatTimeoutMs: not dropped, same parameters', async () => {
+    const timeouts = { stepMs: 20_000 };
+    const undisturbed = await run(await job('steady', 0, timeouts));
+    const slow = await run(await job('slow', 3 * HEARTBEAT_TIMEOUT_MS, timeouts));
+    const log = [...slow.lines, ...slow.worker].join('\n');
+    // The block did happen, on local-1, and ended.
+    expect(slow.worker.filter((l) => l.includes('slow-step:')).length, log).toBe(2);
+    expect(
+      slow.worker.find((l) => l.includes('slow-step: blocking')),
+      log,
+    ).toMatch(/^\[worker-1\]/);
+    // Waited for: nobody lost, no step aborted, one generation throughout.
+    expect(
+      slow.lines.filter((l) => l.includes('worker lost')),
+      log,
+    ).toEqual([]);
+    expect(slow.summary.abortedSteps, log).toBe(0);
+    expect(
+      slow.summary.generations.map((g) => g.members),
+      log,
+    ).toEqual([['local-0', 'local-1']]);
+    expect(uncoveredOrRepeated(slow.summary.committed, EPOCHS, TRAIN)).toEqual([]);
+    // The same training as without the block, bit for bit.
+    expect(await savedWeights(join(slow.summary.output, 'model'))).toEqual(
+      await savedWeights(join(undisturbed.summary.output, 'model')),
+    );
+  }, 120_000);
+});
