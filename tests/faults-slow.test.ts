@@ -90,4 +90,42 @@ describe('a worker busy in a long computation', () => {
       await savedWeights(join(undisturbed.summary.output, 'model')),
     );
   }, 120_000);
+
+  it('a step that blocks it longer than timeouts.stepMs: named as stuck, dropped, and back once unblocked', async () => {
+    // Both workers are needed (workers.min = 2): the job waits for the stuck one to come back.
+    const { summary, lines, worker } = await run(await job('stuck', 6_000, { stepMs: 3_000 }));
+    const log = [...lines, ...worker].join('\n');
+    expect(
+      worker.find((l) => l.includes('slow-step: blocking')),
+      log,
+    ).toMatch(/^\[worker-1\]/);
+    // The step is aborted naming rank 1; the worker is dropped as stuck, not as silent.
+    expect(
+      lines.some((l) => l.includes('step aborted') && l.includes('rank 1')),
+      log,
+    ).toBe(true);
+    const lost = lines.filter((l) => l.includes('worker lost'));
+    expect(lost.length, log).toBe(1);
+    expect(lost[0]).toContain('local-1');
+    expect(lost[0]).toContain('main thread has been blocked');
+    // Unblocked, it hears it was dropped, registers again and is a member of the next generation.
+    expect(
+      worker.some((l) => l.startsWith('[worker-1]') && l.includes('dropped from the job')),
+      log,
+    ).toBe(true);
+    expect(
+      summary.generations.map((g) => g.members),
+      log,
+    ).toEqual([
+      ['local-0', 'local-1'],
+      ['local-0', 'local-1'],
+    ]);
+    const later = summary.generations[1].hashes;
+    expect(
+      later.every((h) => h !== '' && h === later[0]),
+      JSON.stringify(summary.generations),
+    ).toBe(true);
+    expect(summary.abortedSteps).toBeGreaterThan(0);
+    expect(uncoveredOrRepeated(summary.committed, EPOCHS, TRAIN)).toEqual([]);
+  }, 120_000);
 });

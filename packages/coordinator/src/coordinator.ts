@@ -205,7 +205,7 @@ export class Coordinator extends EventEmitter {
   }
 
   private hello(): Promise<void> {
-    return this.job!.control.broadcast({ type: 'hello', instance: this.instance });
+    return this.job!.control.broadcast({ type: 'hello', instance: this.instance, dropped: this.membership.dropped() });
   }
 
   /** A reconnect may have lost messages of the step in flight: abort it, so it is redone. */

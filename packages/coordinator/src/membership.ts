@@ -54,6 +54,8 @@ export class Membership implements Members {
   private datasetSizes?: DatasetSizes;
   /** Members that registered again (their process was restarted): they need a new generation. */
   private readonly restarted = new Set<string>();
+  /** Workers dropped as lost that have not registered since: the hello names them. */
+  private readonly droppedIds = new Set<string>();
   private current: string[] = [];
   private gen = 0;
 
@@ -135,7 +137,18 @@ export class Membership implements Members {
       const id = this.current[rank];
       this.o.log.warn('worker lost', { rank, workerId: id, reason: this.lostReason(rank, now) });
       this.registered.delete(id);
+      this.droppedIds.add(id);
+      // Bounded: the most recent workers.max are the ones that can still be alive and coming back.
+      for (const old of this.droppedIds) {
+        if (this.droppedIds.size <= this.o.spec.workers.max) break;
+        this.droppedIds.delete(old);
+      }
     }
+  }
+
+  /** Workers dropped as lost that have not registered again since. */
+  dropped(): string[] {
+    return [...this.droppedIds];
   }
 
   /** Heartbeats could not arrive while NATS was away; that silence is not the workers' fault. */
@@ -211,6 +224,7 @@ export class Membership implements Members {
       lastSeen: Date.now(),
       blockedMs: 0,
     });
+    this.droppedIds.delete(req.workerId);
     // Fixed by the first worker accepted, for the whole job: the data plan is built on it.
     this.datasetSizes ??= req.sizes;
     // A member registering again was restarted: its old process is gone, so is its part of the step in flight.

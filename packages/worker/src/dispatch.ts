@@ -56,6 +56,11 @@ export class Dispatcher {
    */
   private failedStepGen = -1;
   private aborted = { gen: -1, before: 0 };
+  /**
+   * The registrations completed when a hello saying this worker was dropped arrived; -1: none came.
+   * Acted on only if no registration completed since: an older hello predates the registration.
+   */
+  private droppedNotice = -1;
 
   constructor(private readonly o: DispatcherOptions) {
     this.queue = new CommandQueue(COMMAND_QUEUE_LIMITS, () => o.membership.gen);
@@ -78,6 +83,7 @@ export class Dispatcher {
     }
     if (cmd.type === 'hello' && membership.isNewCoordinator(cmd.instance))
       membership.abort('a new coordinator started');
+    if (cmd.type === 'hello' && membership.droppedIn(cmd)) this.droppedNotice = membership.registrations;
     if (cmd.type === 'stop') this.o.stopped.abort(new Error(`the coordinator stopped the job: ${cmd.reason}`));
     const overflow = this.queue.push(cmd, m.data.length);
     if (overflow) this.commandOverflow(overflow);
@@ -118,6 +124,13 @@ export class Dispatcher {
       }
       if (cmd.type === 'hello') {
         if (membership.isNewCoordinator(cmd.instance)) await membership.rejoin();
+        else if (this.droppedNotice === membership.registrations) {
+          // Dropped while it could not answer (frozen, stuck), and too few remain for a generation
+          // without it to form, which would have said so: register again now.
+          this.droppedNotice = -1;
+          const refused = await membership.registerAgain(membership.gen);
+          if (refused) return { reason: refused, failed: false };
+        }
         continue;
       }
       if (cmd.type === 'abort') continue;

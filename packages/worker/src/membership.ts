@@ -41,6 +41,8 @@ export class WorkerMembership {
   private instance = '';
   /** That coordinator's generation when it accepted this worker: every later one must include it. */
   private registeredAt = 0;
+  /** Registrations completed: a hello that arrived before the last one was sent before it, too. */
+  registrations = 0;
 
   constructor(private readonly o: WorkerMembershipOptions) {}
 
@@ -53,11 +55,17 @@ export class WorkerMembership {
       log,
       stopped,
     ));
+    this.registrations += 1;
   }
 
   /** Whether a hello comes from another coordinator than the one this worker registered with. */
   isNewCoordinator(instance: string): boolean {
     return instance !== this.instance;
+  }
+
+  /** Whether a hello of this worker's coordinator says it dropped this worker (as lost). */
+  droppedIn(hello: { instance: string; dropped?: readonly string[] }): boolean {
+    return !this.isNewCoordinator(hello.instance) && (hello.dropped ?? []).includes(this.o.workerId);
   }
 
   /**

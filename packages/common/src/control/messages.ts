@@ -100,8 +100,18 @@ export const commandSchema = z.discriminatedUnion('type', [
      */
     before: int.optional(),
   }),
-  /** A coordinator (re)started: workers of an older instance drop their generation and register again. */
-  z.object({ ...base, type: z.literal('hello'), instance: z.string().max(64) }),
+  /**
+   * A coordinator (re)started: workers of an older instance drop their generation and register again.
+   * Repeated while it waits for workers, naming those it dropped as lost (frozen, stuck, cut off) and
+   * that did not register since: a dropped worker that is alive after all registers again. Without it,
+   * a dropped worker learns it only from a generation without it, which none forms below workers.min.
+   */
+  z.object({
+    ...base,
+    type: z.literal('hello'),
+    instance: z.string().max(64),
+    dropped: z.array(workerId).max(4096).optional(),
+  }),
   /** Rank 0 ships its state to the coordinator as artifact chunks named state.bin (a checkpoint). */
   z.object({ ...base, type: z.literal('checkpoint'), gen: int, id: int }),
   /** One chunk of a state every member loads (resuming from a checkpoint). */
