@@ -29,7 +29,11 @@ function importsOf(file: string, text: string): string[] {
   for (const [, spec] of text.matchAll(SPECIFIER)) {
     let target: string | undefined;
     if (spec.startsWith('.')) target = resolve(dirname(file), spec.replace(/\.js$/, '.ts'));
-    else if (spec.startsWith('@tfjs-ddp/')) target = join(packages, spec.slice('@tfjs-ddp/'.length), 'src', 'index.ts');
+    else if (spec.startsWith('@tfjs-ddp/')) {
+      // A package's own entry, or one of its subpath entries (@tfjs-ddp/common/nats: src/nats.ts).
+      const [pkg, ...sub] = spec.slice('@tfjs-ddp/'.length).split('/');
+      target = join(packages, pkg, 'src', sub.length > 0 ? `${sub.join('/')}.ts` : 'index.ts');
+    }
     if (target) out.push(target);
   }
   return out;
