@@ -43,6 +43,7 @@ export interface WorkerOptions {
   workerId?: string;
   log?: Logger;
   observer?: MessageObserver;
+  /** Period of the heartbeats (sent from their own thread); default a quarter of faults.heartbeatTimeoutMs, at most 1 s. */
   heartbeatMs?: number;
   /** HOST:PORT for /metrics, /healthz and /readyz (port 0 picks a free one); omitted: no HTTP server. */
   metricsAddr?: string;

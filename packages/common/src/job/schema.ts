@@ -82,7 +82,10 @@ export const jobSpecSchema = z
     output: z.string().min(1).optional(),
     timeouts: z
       .strictObject({
-        /** How long one training step may take before it is aborted and redone. */
+        /**
+         * How long one training step may take before it is aborted and redone; also the most a
+         * worker's main thread may stay blocked in one computation before it counts as stuck (lost).
+         */
         stepMs: positiveInt.default(60_000),
         /** How long the coordinator waits for workers.min workers to register. */
         rendezvousMs: positiveInt.default(300_000),
@@ -139,7 +142,10 @@ export const jobSpecSchema = z
       .prefault({}),
     faults: z
       .strictObject({
-        /** A worker silent this long (no heartbeat) is declared lost and the step is redone without it. */
+        /**
+         * A worker silent this long (no heartbeat) is declared lost and the step is redone without it.
+         * Heartbeats come from a thread of their own, so a worker busy in a long step is not silent.
+         */
         heartbeatTimeoutMs: positiveInt.default(5_000),
         /** Below workers.min, how long to wait for workers to (re)join before the job fails. */
         rejoinTimeoutMs: positiveInt.default(60_000),
