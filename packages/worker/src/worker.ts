@@ -143,7 +143,10 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerResult> {
     });
     void dispatcher.watchConnection();
     try {
-      return await Promise.race([dispatcher.run(), heartbeats.failed]);
+      const running = dispatcher.run();
+      // A failed heartbeat thread ends the worker; the command loop then ends with the queue closed below.
+      running.catch(() => {});
+      return await Promise.race([running, heartbeats.failed]);
     } finally {
       await heartbeats.stop();
       sub.unsubscribe();
