@@ -18,8 +18,9 @@ import type { JobData } from './job-data.js';
 const EVAL_BATCH = 512;
 
 /**
- * Lets timers run (heartbeats above all): a backend that computes synchronously resolves every
- * await at once, so without this a long evaluation or step holds the process silent until it ends.
+ * Lets timers and messages run (an abort, the ticks that tell the heartbeat thread the main thread
+ * is responsive): a backend that computes synchronously resolves every await at once, so without
+ * this a long evaluation or step holds the main thread until it ends.
  */
 export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
