@@ -5,13 +5,16 @@ import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import {
+  authorizationBlock,
   bundleInfo,
   createLogger,
+  generateRoleUsers,
   loadJobSpec,
   natsOptionsToEnv,
   specHash,
   startNatsServer,
   type BackendRequest,
+  type GeneratedRoleUsers,
   type JobSpec,
   type MessageObserver,
   type Logger,
@@ -32,6 +35,13 @@ export interface LocalClusterOptions {
   nats?: string;
   /** Credentials and TLS for that server, passed to the coordinator and, as environment variables, to the workers. */
   natsOptions?: NatsOptions;
+  /**
+   * Start the nats-server with role users (nats-roles.ts): the coordinator alone may publish
+   * commands, and each worker has its own user, named after its worker id, that may publish only
+   * registration, heartbeats, reports and data-plane chunks under its own id. Each process gets
+   * only its own credential. Not with `nats`: configure that server's authorization instead.
+   */
+  secure?: boolean;
   backend?: BackendRequest;
   /** Overrides the job's output directory. */
   output?: string;
@@ -54,6 +64,8 @@ export interface LocalCluster {
     'worker-exit': [{ worker: string; code: number | null; signal: NodeJS.Signals | null }];
   }>;
   readonly natsUrl: string;
+  /** With `secure`: the role users (random passwords) the nats-server was started with. */
+  readonly natsUsers: GeneratedRoleUsers | undefined;
   readonly spec: JobSpec;
   /** The coordinator's Prometheus metrics, readable without HTTP. */
   readonly metrics: MetricsRegistry;
@@ -77,6 +89,9 @@ export interface LocalCluster {
 }
 
 const require = createRequire(import.meta.url);
+
+/** The most per-worker users a secure local cluster creates. */
+const MAX_SECURE_WORKERS = 256;
 
 /**
  * The worker's bin: TFJS_DDP_WORKER_BIN when set, the bundle's worker entry when running as a bundle,
@@ -107,9 +122,25 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     );
   }
 
+  if (options.secure && options.nats) {
+    throw new Error(
+      '--secure configures the nats-server that `tfjs-ddp local` starts, so it cannot be combined with --nats; ' +
+        "give that server role users instead (README, Security) and pass this process's credential with --nats-user/--nats-password",
+    );
+  }
+  // One user per worker id the cluster may start (workers.max of them, for workers added later).
+  const workerIds = (n: number) => [...Array(n).keys()].map((i) => `local-${i}`);
+  const natsUsers = options.secure
+    ? generateRoleUsers(workerIds(Math.min(Math.max(options.workers, loaded.workers.max), MAX_SECURE_WORKERS)))
+    : undefined;
   let server: NatsServerHandle | undefined;
-  const natsUrl = options.nats ?? (server = await startNatsServer({ jetstream: true })).url;
-  if (server) log.info('started nats-server', { url: natsUrl });
+  const natsUrl =
+    options.nats ??
+    (server = await startNatsServer({
+      jetstream: true,
+      authorization: natsUsers && authorizationBlock(natsUsers.all),
+    })).url;
+  if (server) log.info('started nats-server', { url: natsUrl, roles: natsUsers ? 'per-worker users' : 'none' });
   const servers = natsUrl.split(',').map((s) => s.trim());
 
   const events: LocalCluster['events'] = new EventEmitter();
@@ -121,7 +152,11 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     // Gang start on every worker launched here: training waits until all of them have joined.
     gangSize: options.workers,
     observer: options.observer,
-    nats: { ...options.natsOptions, servers },
+    nats: {
+      ...options.natsOptions,
+      ...(natsUsers && { user: natsUsers.coordinator.user, pass: natsUsers.coordinator.password }),
+      servers,
+    },
     statusAddr: options.statusAddr,
     trace: options.trace ? resolve(options.trace) : undefined,
     log: log.child('coordinator'),
@@ -137,6 +172,14 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   const metricsUrls = new Map<number, string>();
   const spawnWorker = (i: number): string => {
     const name = `worker-${i}`;
+    const own = natsUsers && natsUsers.workers[i];
+    if (natsUsers && !own) {
+      throw new Error(
+        `cannot start local-${i}: the secure nats-server has users for ${natsUsers.workers.length} workers ` +
+          `(workers.max, at most ${MAX_SECURE_WORKERS}); start the cluster with more --workers or a larger workers.max`,
+      );
+    }
+    const credential = own && { user: own.user, pass: own.password };
     const child = spawn(
       process.execPath,
       [
@@ -148,7 +191,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
         // The IPC channel ties the worker's life to this process: see the worker bin.
         stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
         // The worker bin reads NATS credentials from the environment, so they never show in `ps`.
-        env: { ...process.env, ...natsOptionsToEnv({ ...options.natsOptions, servers }) },
+        env: { ...process.env, ...natsOptionsToEnv({ ...options.natsOptions, ...credential, servers }) },
       },
     );
     children.set(`local-${i}`, child);
@@ -231,6 +274,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   return {
     events,
     natsUrl,
+    natsUsers,
     spec,
     metrics: coordinator.metrics,
     statusAddress: () => coordinator.statusAddress,

@@ -14,6 +14,7 @@ export interface LocalArgs extends NatsFlagValues {
   output?: string;
   'status-addr'?: string;
   trace?: string;
+  secure?: boolean;
 }
 
 export async function runLocal(ctx: CliContext, args: LocalArgs): Promise<number> {
@@ -36,6 +37,7 @@ export async function runLocal(ctx: CliContext, args: LocalArgs): Promise<number
       output: args.output,
       statusAddr: args['status-addr'],
       trace: args.trace,
+      secure: args.secure,
       log,
       onWorkerOutput: (w, line) => {
         clearLine();

@@ -17,6 +17,12 @@ const flags = {
     describe: "HOST:PORT for the coordinator's /status, /metrics, /healthz and /readyz (port 0 picks a free one)",
   },
   trace: { type: 'string', describe: "write a Chrome trace of every rank's step phases to this file" },
+  secure: {
+    type: 'boolean',
+    default: false,
+    describe:
+      'start the nats-server with role users: only the coordinator may publish commands, and each worker gets its own user that may send chunks only under its own worker id (not with --nats)',
+  },
   ...natsFlags,
   nats: { type: 'string', describe: 'use this NATS server instead of starting a private nats-server' },
 } as const;
