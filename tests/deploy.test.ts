@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, posix, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseJobSpec } from '@tfjs-ddp/common';
+import { DEPLOYMENT_ROLE_USERS, authorizationBlock, parseJobSpec } from '@tfjs-ddp/common';
 import YAML from 'yaml';
 import { describe, expect, it } from 'vitest';
 
@@ -340,8 +340,28 @@ describe('deploy/compose.yaml', () => {
     expect(mountAt(services.nats, '/data')).toBe('nats-data');
   });
 
+  it('gives NATS one user per role and each container only its own role’s password', () => {
+    // The roles' one definition (nats-roles.ts), which nats-roles.test.ts runs on a real nats-server.
+    expect(read('deploy/nats/nats.conf')).toContain(authorizationBlock(DEPLOYMENT_ROLE_USERS));
+    const natsEnv = services.nats.environment ?? {};
+    const passwordOf = (role: string) => natsEnv[`NATS_${role.toUpperCase()}_PASSWORD`];
+    for (const u of DEPLOYMENT_ROLE_USERS) expect(passwordOf(u.role), u.role).toBe(natsEnv[u.password.slice(1)]);
+    expect(new Set(DEPLOYMENT_ROLE_USERS.map((u) => interpolate(passwordOf(u.role) ?? ''))).size).toBe(3);
+    for (const [name, s] of tfjsServices) {
+      const role = s.command?.[0] === 'coordinator' ? 'coordinator' : 'worker';
+      expect(s.environment?.TFJS_DDP_NATS_USER, name).toBe(role);
+      expect(s.environment?.TFJS_DDP_NATS_PASSWORD, name).toBe(passwordOf(role));
+    }
+  });
+
   it.skipIf(!hasCommand('nats-server'))('has a nats.conf that nats-server accepts', () => {
-    const r = spawnSync('nats-server', ['-t', '-c', join(ROOT, 'deploy/nats/nats.conf')], { encoding: 'utf8' });
+    const env = {
+      ...process.env,
+      NATS_COORDINATOR_PASSWORD: 'c',
+      NATS_WORKER_PASSWORD: 'w',
+      NATS_OBSERVER_PASSWORD: 'o',
+    };
+    const r = spawnSync('nats-server', ['-t', '-c', join(ROOT, 'deploy/nats/nats.conf')], { encoding: 'utf8', env });
     expect(r.status, r.stderr + r.stdout).toBe(0);
   });
 

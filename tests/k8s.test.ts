@@ -16,7 +16,13 @@ import * as rbacV1 from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import * as coreV1 from 'kubernetes-models/v1';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IPodTemplateSpec } from 'kubernetes-models/v1/PodTemplateSpec';
-import { CACHE_ENV, parseJobSpec, silentLogger } from '@tfjs-ddp/common';
+import {
+  CACHE_ENV,
+  DEPLOYMENT_ROLE_USERS,
+  authorizationBlock,
+  parseJobSpec,
+  silentLogger,
+} from '@tfjs-ddp/common';
 import { IN_CLUSTER_CREDENTIALS, JobAnnotator, inClusterAnnotatorOptions } from '@tfjs-ddp/coordinator';
 import { runCli } from 'tfjs-ddp';
 import YAML from 'yaml';
@@ -428,7 +434,7 @@ describe.skipIf(!KUBECTL)('k8s manifests', () => {
           ],
         },
       };
-      for (const { pod, command, needs } of Object.values(expected)) {
+      for (const [role, { pod, command, needs }] of Object.entries(expected)) {
         const env = containerEnv(objects(), container(pod));
         const read = await variablesRead(command);
         const ours = [...env.keys()].filter((k) => k.startsWith('TFJS_DDP_'));
@@ -437,8 +443,9 @@ describe.skipIf(!KUBECTL)('k8s manifests', () => {
           command,
         ).toEqual([]);
         for (const name of needs) expect(env.get(name)?.value, `${command} ${name}`).toBeTruthy();
-        expect(env.get('TFJS_DDP_NATS_USER')?.secret).toBe('tfjs-ddp-nats/user');
-        expect(env.get('TFJS_DDP_NATS_PASSWORD')?.secret).toBe('tfjs-ddp-nats/password');
+        // Each process its own role's user (nats.conf): only the coordinator's may publish commands.
+        expect(env.get('TFJS_DDP_NATS_USER')?.value).toBe(role);
+        expect(env.get('TFJS_DDP_NATS_PASSWORD')?.secret).toBe(`tfjs-ddp-nats/${role}-password`);
 
         const cache = env.get(CACHE_ENV)?.value;
         const cacheMount = container(pod).volumeMounts?.find((m) => m.mountPath === cache);
@@ -552,11 +559,31 @@ describe.skipIf(!KUBECTL)('k8s manifests', () => {
       const dirPath = mkdtempSync(join(tmpdir(), 'nats-conf-'));
       try {
         writeFileSync(join(dirPath, 'nats.conf'), conf);
-        const env = { ...process.env, POD_NAME: 'nats-0', NATS_USER: 'u', NATS_PASSWORD: 'p' };
+        const env = {
+          ...process.env,
+          POD_NAME: 'nats-0',
+          NATS_COORDINATOR_PASSWORD: 'c',
+          NATS_WORKER_PASSWORD: 'w',
+          NATS_OBSERVER_PASSWORD: 'o',
+        };
         const r = spawnSync('nats-server', ['-t', '-c', join(dirPath, 'nats.conf')], { encoding: 'utf8', env });
         expect(r.status, r.stderr + r.stdout).toBe(0);
       } finally {
         rmSync(dirPath, { recursive: true, force: true });
+      }
+    });
+
+    it('gives NATS one user per role, each password from the Secret, and no user for anonymous clients', () => {
+      const conf = configMap(objects(), 'nats-config').data?.['nats.conf'] ?? '';
+      // The shipped block is the roles' one definition (nats-roles.ts), so what it enforces is what
+      // nats-roles.test.ts shows a real nats-server enforcing.
+      expect(conf).toContain(authorizationBlock(DEPLOYMENT_ROLE_USERS));
+      expect(conf.match(/^authorization \{/gm)).toHaveLength(1);
+      expect(conf).not.toMatch(/no_auth_user/);
+      const env = containerEnv(objects(), container(find(objects(), 'StatefulSet', 'nats')));
+      for (const u of DEPLOYMENT_ROLE_USERS) {
+        const variable = u.password.slice(1);
+        expect(env.get(variable)?.secret, variable).toBe(`tfjs-ddp-nats/${u.role}-password`);
       }
     });
 

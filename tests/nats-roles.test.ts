@@ -1,8 +1,9 @@
 // The role configs on a real nats-server: the server itself refuses a worker credential's command
 // and, with per-worker identity, a chunk sent under another member's name; clients learn of it.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   clearLoadedDatasets,
@@ -25,6 +26,7 @@ import {
   type NatsRoleUser,
   type NatsServerHandle,
   type PermissionViolation,
+  DEPLOYMENT_ROLE_USERS,
 } from '@tfjs-ddp/common';
 import { expectSameBits, expectedSum, randomBuffers } from './support/collective-ranks.js';
 import { writeIdxPair } from './fixtures/data/idx-files.js';
@@ -40,8 +42,12 @@ afterAll(async () => {
   await Promise.all(servers.map((s) => s.stop()));
 });
 
-async function serverWith(users: readonly NatsRoleUser[], jetstream = false): Promise<string> {
-  const server = await startNatsServer({ jetstream, authorization: authorizationBlock(users) });
+async function serverWith(
+  users: readonly NatsRoleUser[],
+  jetstream = false,
+  authorization = authorizationBlock(users),
+): Promise<string> {
+  const server = await startNatsServer({ jetstream, authorization });
   servers.push(server);
   return server.url;
 }
@@ -221,4 +227,34 @@ describe('the object store under roles', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('the shipped deployment configs', () => {
+  const ROOT = fileURLToPath(new URL('..', import.meta.url));
+  it.each(['k8s/base/nats.conf', 'deploy/nats/nats.conf'])(
+    '%s: its authorization block refuses a worker’s command and passes the coordinator’s',
+    async (file) => {
+      const conf = await readFile(join(ROOT, file), 'utf8');
+      const block = /^authorization \{\n[\s\S]*?\n\}$/m.exec(conf)?.[0];
+      expect(block, `an authorization block in ${file}`).toBeDefined();
+      // The passwords the deployment's environment would give nats-server, as literals.
+      const users = DEPLOYMENT_ROLE_USERS.map((u) => ({ ...u, password: `${u.role}-secret` }));
+      const literal = DEPLOYMENT_ROLE_USERS.reduce(
+        (text, u) => text.replace(u.password, JSON.stringify(`${u.role}-secret`)),
+        block!,
+      );
+      const url = await serverWith(users, false, literal);
+      const [coordinator, worker] = [await connectAs(url, users[0]), await connectAs(url, users[1])];
+      const received: string[] = [];
+      coordinator.subscribe(subjects.control, {
+        callback: (_e, m) => received.push(m.string() === 'marker' ? 'marker' : 'a command'),
+      });
+      await coordinator.flush();
+      const refusals = violationsOf(worker);
+      worker.publish(subjects.control, stop);
+      expect(await refusals.next()).toEqual({ operation: 'publish', subject: subjects.control });
+      await receivedUntilMarker(coordinator, subjects.control, received);
+      expect(received).toEqual(['marker']);
+    },
+  );
 });

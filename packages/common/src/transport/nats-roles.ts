@@ -78,30 +78,40 @@ export function rolePermissions(role: NatsRole, workerId?: string): NatsPermissi
 const quote = (s: string) => JSON.stringify(s);
 const value = (s: string) => (/^\$[A-Z_][A-Z0-9_]*$/.test(s) ? s : quote(s));
 
-function renderList(kind: 'allow' | 'deny', list: string[] | undefined): string[] {
-  return list ? [`${kind}: [${list.map(quote).join(', ')}]`] : [];
-}
-
-function renderPermissions(p: NatsPermissions, indent: string): string {
-  const side = (name: string, s: SubjectPermissions) =>
-    `${indent}  ${name}: { ${[...renderList('allow', s.allow), ...renderList('deny', s.deny)].join(', ')} }`;
-  return [`{`, side('publish', p.publish), side('subscribe', p.subscribe), `${indent}}`].join('\n');
+function renderSide(name: string, p: SubjectPermissions, pad: string): string[] {
+  const lists = (['allow', 'deny'] as const).filter((k) => p[k]);
+  const short = lists.every((k) => p[k]!.length <= 2);
+  if (short) {
+    const inner = lists.map((k) => `${k}: [${p[k]!.map(quote).join(', ')}]`).join(', ');
+    return [`${pad}${name}: { ${inner} }`];
+  }
+  return [
+    `${pad}${name}: {`,
+    ...lists.flatMap((k) => [`${pad}  ${k}: [`, ...p[k]!.map((subject) => `${pad}    ${quote(subject)}`), `${pad}  ]`]),
+    `${pad}}`,
+  ];
 }
 
 /** The nats-server `authorization { users = [...] }` block giving each user its role's permissions. */
 export function authorizationBlock(users: readonly NatsRoleUser[]): string {
   if (users.length === 0) throw new Error('an authorization block needs at least one user');
   const seen = new Set<string>();
-  const entries = users.map((u) => {
+  const entries = users.flatMap((u) => {
     if (seen.has(u.user)) throw new Error(`NATS user ${quote(u.user)} is listed twice; give each role its own user`);
     seen.add(u.user);
     if (u.workerId !== undefined && u.role !== 'worker')
       throw new Error(`NATS user ${quote(u.user)} names worker id ${u.workerId} but has role ${u.role}, not worker`);
-    const comment = `    # ${u.role}${u.workerId === undefined ? '' : ` ${u.workerId} (its own data-plane subjects only)`}`;
+    const p = rolePermissions(u.role, u.workerId);
     return [
-      comment,
-      `    { user: ${quote(u.user)}, password: ${value(u.password)}, permissions: ${renderPermissions(rolePermissions(u.role, u.workerId), '      ')} }`,
-    ].join('\n');
+      `    # ${u.role}${u.workerId === undefined ? '' : ` ${u.workerId}: its own data-plane subjects only`}`,
+      '    {',
+      `      user: ${quote(u.user)}, password: ${value(u.password)}`,
+      '      permissions: {',
+      ...renderSide('publish', p.publish, '        '),
+      ...renderSide('subscribe', p.subscribe, '        '),
+      '      }',
+      '    }',
+    ];
   });
   return ['authorization {', '  users = [', ...entries, '  ]', '}'].join('\n');
 }
@@ -128,3 +138,13 @@ export function generateRoleUsers(perWorker?: readonly string[]): GeneratedRoleU
     : [{ user: 'worker', password: password(), role: 'worker' }];
   return { coordinator, observer, workers, all: [coordinator, ...workers, observer] };
 }
+
+/**
+ * The role users of the shipped deployments (k8s base, compose): one user per role, each password
+ * read by nats-server from its environment (the Kubernetes Secret, the compose file's variables).
+ */
+export const DEPLOYMENT_ROLE_USERS: readonly NatsRoleUser[] = [
+  { user: 'coordinator', password: '$NATS_COORDINATOR_PASSWORD', role: 'coordinator' },
+  { user: 'worker', password: '$NATS_WORKER_PASSWORD', role: 'worker' },
+  { user: 'observer', password: '$NATS_OBSERVER_PASSWORD', role: 'observer' },
+];
