@@ -13,7 +13,12 @@
 // servers are up (one saw a disconnect the other has not yet) still sum correctly, through the
 // routes, or fail their operation by its deadline.
 import type { NatsConnection } from '@nats-io/nats-core';
-import { maxPayload, type NatsServerPool } from '../transport/index.js';
+import {
+  maxPayload,
+  onPermissionViolation,
+  permissionViolationMessage,
+  type NatsServerPool,
+} from '../transport/index.js';
 import { CollectiveServerError, type CollectiveOperation, type ServerFailure } from './errors.js';
 
 export interface PlacedServer {
@@ -34,6 +39,11 @@ export interface DataPlane {
   unavailable(): { server: PlacedServer; failure: ServerFailure } | undefined;
   /** Calls `listener` when a used server goes down ('lost') or comes back ('reconnected'); returns the unsubscribe. */
   onFailure(listener: (server: PlacedServer, failure: ServerFailure) => void): () => void;
+  /**
+   * Calls `listener` with the reason when a used server refuses a publish or subscription of a
+   * subject starting with `prefix` (the credential's permissions); returns the unsubscribe.
+   */
+  onRefused(prefix: string, listener: (why: string) => void): () => void;
   /**
    * Resolves once every used server has received what was sent through it (subscriptions, say);
    * rejects naming the server when one goes down meanwhile, whose flush would wait for a reconnect
@@ -80,6 +90,14 @@ export function createDataPlane(
         const server = used.find((s) => s.index === index);
         if (server) listener(server, up ? 'reconnected' : 'lost');
       });
+    },
+    onRefused(prefix, listener) {
+      const detach = used.map((s) =>
+        onPermissionViolation(s.nc, (v) => {
+          if (v.subject.startsWith(prefix)) listener(permissionViolationMessage(v));
+        }),
+      );
+      return () => detach.forEach((d) => d());
     },
     async flush() {
       let detach = () => {};

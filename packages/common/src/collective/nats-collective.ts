@@ -11,14 +11,11 @@ import {
   createCountingObserver,
   formatIssues,
   isWireDtype,
-  jobSubjects,
-  senderToken,
-  SENDER_TOKEN_INDEX,
   type InvalidReason,
   type MessageObserver,
   type WireDtype,
 } from '../protocol/index.js';
-import { onPermissionViolation, permissionViolationMessage, type NatsServerPool } from '../transport/index.js';
+import type { NatsServerPool } from '../transport/index.js';
 import type {
   AllReduceOptions,
   BroadcastOptions,
@@ -40,6 +37,7 @@ import { chunkBytesFor, chunkElementsFor, chunkRange, computeLayout, type Collec
 import { createOp, failOp, matchChunk, missingChunks, settleIfDone, type ActiveOp } from './operation.js';
 import { natsCollectiveOptionsSchema, type NatsCollectiveOptions, type NatsCollectiveSettings } from './options.js';
 import { stagingSlot, sumInRankOrder } from './rank-order-sum.js';
+import { RankSubjects } from './rank-subjects.js';
 import { assertLittleEndian, decodeValues, encodeValues, roundToWire } from './wire-values.js';
 import { Workspace } from './workspace.js';
 
@@ -75,18 +73,9 @@ class NatsCollective implements Collective {
   readonly rank: number;
   readonly worldSize: number;
   readonly generation: number;
-  /** Where this rank publishes its contribution to shard s. */
-  private readonly rsSubjects: string[];
-  /** Where rank s publishes its reduced shard (ag) and its broadcasts (bc). */
-  private readonly agSubjects: string[];
-  private readonly bcSubjects: string[];
-  /** This rank's subscription to every contribution to its shard. */
-  private readonly rsInbound: string;
-  /** The rank of each member's sender token. */
-  private readonly senderRanks = new Map<string, number>();
+  private readonly subjects: RankSubjects;
   private readonly subs: Subscription[] = [];
-  private detachFailures?: () => void;
-  private readonly detachViolations: (() => void)[] = [];
+  private readonly detach: (() => void)[] = [];
   private readonly queue: FutureQueue;
   private readonly workspace = new Workspace();
   private readonly barrierBuf = new Float32Array(1);
@@ -110,14 +99,7 @@ class NatsCollective implements Collective {
     this.rank = settings.rank;
     this.worldSize = settings.worldSize;
     this.generation = settings.generation;
-    const subjects = jobSubjects(settings.job).data(settings.generation);
-    const ranks = [...Array(this.worldSize).keys()];
-    const sender = (r: number) => settings.members?.[r] ?? r;
-    for (const r of ranks) this.senderRanks.set(senderToken(sender(r)), r);
-    this.rsSubjects = ranks.map((s) => subjects.rs(s, sender(this.rank)));
-    this.agSubjects = ranks.map((s) => subjects.ag(s, sender(s)));
-    this.bcSubjects = ranks.map((s) => subjects.bc(s, sender(s)));
-    this.rsInbound = subjects.rsFromAny(this.rank);
+    this.subjects = new RankSubjects(settings);
     this.queue = new FutureQueue(settings.maxQueuedBytes, settings.worldSize);
     this.maxPayloadBytes = plane.maxPayload;
     this.publisher = new ChunkPublisher(plane, settings.flushBytes, observer);
@@ -138,33 +120,24 @@ class NatsCollective implements Collective {
       this.subs.push(
         this.plane.serverOf(shard).nc.subscribe(subject, { callback: this.handler(kind, shard, subject) }),
       );
-    sub('rs', this.rank, this.rsInbound);
+    sub('rs', this.rank, this.subjects.rsInbound);
     for (let s = 0; s < this.worldSize; s++) {
       if (s === this.rank) continue;
-      sub('ag', s, this.agSubjects[s]);
-      sub('bc', s, this.bcSubjects[s]);
+      sub('ag', s, this.subjects.ag[s]);
+      sub('bc', s, this.subjects.bc[s]);
     }
-    this.detachFailures = this.plane.onFailure((server, failure) => {
-      const op = this.current;
-      if (op) failOp(op, this.plane.error(server, failure, op.operation, op.id));
-    });
-    // A chunk the server refuses (this credential may not send as this member) would otherwise
-    // surface as the peers' timeout: fail the operation now, saying why.
-    const ours = `${jobSubjects(this.settings.job).data(this.generation).prefix}.`;
-    for (const server of this.plane.used) {
-      this.detachViolations.push(
-        onPermissionViolation(server.nc, (v) => {
-          const op = this.current;
-          if (!op || !v.subject.startsWith(ours)) return;
-          failOp(
-            op,
-            new Error(
-              `${op.operation} op ${op.id} (generation ${this.generation}) failed: ${permissionViolationMessage(v)}`,
-            ),
-          );
-        }),
-      );
-    }
+    this.detach.push(
+      this.plane.onFailure((server, failure) => {
+        const op = this.current;
+        if (op) failOp(op, this.plane.error(server, failure, op.operation, op.id));
+      }),
+      // A chunk the server refuses (this credential may not send as this member) would otherwise
+      // surface as the peers' timeout: fail the operation now, saying why.
+      this.plane.onRefused(this.subjects.prefix, (why) => {
+        const op = this.current;
+        if (op) failOp(op, new Error(`${op.operation} op ${op.id} (generation ${this.generation}) failed: ${why}`));
+      }),
+    );
     try {
       await this.plane.flush();
     } catch (err) {
@@ -207,7 +180,7 @@ class NatsCollective implements Collective {
       reducePending: 0,
       receivePending: layout.totalChunks - own.chunks,
     });
-    await this.run(op, opts.signal, () => this.publishBlock(op, r, this.agSubjects[r], this.publisher.paced(op)));
+    await this.run(op, opts.signal, () => this.publishBlock(op, r, this.subjects.ag[r], this.publisher.paced(op)));
   }
 
   async broadcast(buf: Float32Array, opts: BroadcastOptions = {}): Promise<void> {
@@ -236,7 +209,7 @@ class NatsCollective implements Collective {
     await this.run(op, opts.signal, async () => {
       if (root !== this.rank) return;
       const sender = this.publisher.paced(op);
-      await this.publishBlock(op, 0, this.bcSubjects[root], sender);
+      await this.publishBlock(op, 0, this.subjects.bc[root], sender);
       // The root has nothing to receive; make sure the server took its chunks before reporting success.
       await sender.drain(root);
     });
@@ -262,8 +235,7 @@ class NatsCollective implements Collective {
     if (this.closed) return;
     this.closed = true;
     this.abort('the collective was closed');
-    this.detachFailures?.();
-    for (const detach of this.detachViolations) detach();
+    for (const detach of this.detach) detach();
     for (const s of this.subs) s.unsubscribe();
     this.subs.length = 0;
     this.queue.clear();
@@ -310,7 +282,7 @@ class NatsCollective implements Collective {
             buf.subarray(offset, offset + count),
             op.wire?.subarray(offset, offset + count),
           );
-          await sender.send(this.rsSubjects[s], { op: id, rank: r, shard: s, chunk: c, offset, count }, dtype, body);
+          await sender.send(this.subjects.rs[s], { op: id, rank: r, shard: s, chunk: c, offset, count }, dtype, body);
         }
       }
     });
@@ -439,8 +411,7 @@ class NatsCollective implements Collective {
     this.observer.bytesIn?.(msg.data.length);
     // ag and bc subscriptions name their one sender; the rs subscription takes any, so read it.
     const subject = kind === 'rs' ? msg.subject : subscribed;
-    const senderRank =
-      kind === 'rs' ? (this.senderRanks.get(subject.split('.')[SENDER_TOKEN_INDEX]) ?? -1) : subjectShard;
+    const senderRank = kind === 'rs' ? this.subjects.senderRankOf(subject) : subjectShard;
     const read = readInboundChunk(msg, { kind, subjectShard, senderRank, subject }, this.limits);
     if (!read.ok) return this.invalid(read.reason, read.detail, subject);
     const chunk = read.chunk;
@@ -490,7 +461,7 @@ class NatsCollective implements Collective {
     if (op.dtype !== 'f32') decodeValues(op.dtype, body, values);
     try {
       this.publisher.send(
-        this.agSubjects[this.rank],
+        this.subjects.ag[this.rank],
         { op: op.id, rank: this.rank, shard: this.rank, chunk, offset, count },
         op.dtype,
         body,
