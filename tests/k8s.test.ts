@@ -31,6 +31,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OVERLAYS = ['k8s/overlays/gpu', 'k8s/overlays/gpu-lm', 'k8s/overlays/local'] as const;
+/** An overlay as docs/kubernetes.md describes for one NATS identity per worker. */
+const PER_WORKER = 'tests/fixtures/k8s/per-worker-identity';
 const isGpu = (dir: string) => dir.startsWith('k8s/overlays/gpu');
 const NAMESPACE = 'tfjs-ddp';
 
@@ -266,7 +268,7 @@ function gpuRequests(objects: K8sObject[]): string[] {
 describe.skipIf(!KUBECTL)('k8s manifests', () => {
   const builds = new Map<string, K8sObject[]>();
   beforeAll(() => {
-    for (const dir of ['k8s/base', ...OVERLAYS]) builds.set(dir, build(dir));
+    for (const dir of ['k8s/base', ...OVERLAYS, PER_WORKER]) builds.set(dir, build(dir));
   });
   const objectsOf = (dir: string) => builds.get(dir) ?? [];
 
@@ -285,7 +287,7 @@ describe.skipIf(!KUBECTL)('k8s manifests', () => {
     expect(schemaProblems(monitor).join('\n')).toContain('podMetricEndpoints');
   });
 
-  describe.each(['k8s/base', ...OVERLAYS])('%s', (dir) => {
+  describe.each(['k8s/base', ...OVERLAYS, PER_WORKER])('%s', (dir) => {
     it('every object is valid for the schema of its apiVersion and kind', () => {
       const objects = objectsOf(dir);
       expect(objects.length).toBeGreaterThan(15);
@@ -555,10 +557,11 @@ describe.skipIf(!KUBECTL)('k8s manifests', () => {
     });
 
     it.skipIf(!NATS_SERVER)('has a nats.conf that nats-server accepts', () => {
-      const conf = configMap(objects(), 'nats-config').data?.['nats.conf'] ?? '';
+      const files = configMap(objects(), 'nats-config').data ?? {};
       const dirPath = mkdtempSync(join(tmpdir(), 'nats-conf-'));
       try {
-        writeFileSync(join(dirPath, 'nats.conf'), conf);
+        // Mounted together at /etc/nats: nats.conf includes nats-auth.conf from its own directory.
+        for (const [name, text] of Object.entries(files)) writeFileSync(join(dirPath, name), text);
         const env = {
           ...process.env,
           POD_NAME: 'nats-0',
@@ -574,15 +577,18 @@ describe.skipIf(!KUBECTL)('k8s manifests', () => {
     });
 
     it('gives NATS one user per role, each password from the Secret, and no user for anonymous clients', () => {
-      const conf = configMap(objects(), 'nats-config').data?.['nats.conf'] ?? '';
+      const files = configMap(objects(), 'nats-config').data ?? {};
+      expect(files['nats.conf']).toMatch(/^include "nats-auth.conf"$/m);
+      expect(files['nats.conf']).not.toMatch(/authorization/);
       // The shipped block is the roles' one definition (nats-roles.ts), so what it enforces is what
       // nats-roles.test.ts shows a real nats-server enforcing.
-      expect(conf).toContain(authorizationBlock(DEPLOYMENT_ROLE_USERS));
-      expect(conf.match(/^authorization \{/gm)).toHaveLength(1);
-      expect(conf).not.toMatch(/no_auth_user/);
+      const auth = files['nats-auth.conf'] ?? '';
+      expect(auth).toContain(authorizationBlock(DEPLOYMENT_ROLE_USERS));
+      expect(auth.match(/^authorization \{/gm)).toHaveLength(1);
+      expect(auth).not.toMatch(/no_auth_user/);
       const env = containerEnv(objects(), container(find(objects(), 'StatefulSet', 'nats')));
       for (const u of DEPLOYMENT_ROLE_USERS) {
-        const variable = u.password.slice(1);
+        const variable = u.password!.slice(1);
         expect(env.get(variable)?.secret, variable).toBe(`tfjs-ddp-nats/${u.role}-password`);
       }
     });
@@ -666,6 +672,29 @@ describe.skipIf(!KUBECTL)('k8s manifests', () => {
     expect(antiAffinity.map((t) => t.topologyKey)).toEqual(['kubernetes.io/hostname']);
     expect(matches(antiAffinity[0].labelSelector as LabelSelector, podTemplate(worker).metadata?.labels)).toBe(true);
     expect(find(objects, 'Job', 'tfjs-ddp-coordinator').spec).not.toHaveProperty('template.spec.nodeSelector');
+  });
+
+  it('per-worker identity: NATS takes the generated users, and worker <i> connects with worker-<i>’s nkey alone', () => {
+    const objects = objectsOf(PER_WORKER);
+    const files = configMap(objects, 'nats-config').data ?? {};
+    expect(files['nats.conf']).toBe(configMap(objectsOf('k8s/overlays/local'), 'nats-config').data?.['nats.conf']);
+    expect(files['nats-auth.conf']).toMatch(/nkey: "U[A-Z0-9]{55}"[\s\S]*"ddp\.\*\.\*\.worker-1\.rs\.\*"/);
+    const container = (o: K8sObject) => podTemplate(o).spec!.containers[0];
+    const worker = find(objects, 'Job', 'tfjs-ddp-worker');
+    const env = container(worker).env ?? [];
+    const names = env.map((e) => e.name);
+    expect(names).not.toContain('TFJS_DDP_NATS_USER');
+    expect(names).not.toContain('TFJS_DDP_NATS_PASSWORD');
+    const nkey = env.find((e) => e.name === 'TFJS_DDP_NATS_NKEY_FILE');
+    // $(VAR) expands only variables defined earlier in the list.
+    expect(names.indexOf('TFJS_DDP_NATS_NKEY_FILE')).toBeGreaterThan(names.indexOf('TFJS_DDP_WORKER_ID'));
+    const mount = container(worker).volumeMounts?.find((m) => nkey?.value?.startsWith(`${m.mountPath}/`));
+    expect(nkey?.value).toBe(`${mount?.mountPath}/$(TFJS_DDP_WORKER_ID).nk`);
+    const volume = podTemplate(worker).spec!.volumes?.find((v) => v.name === mount?.name);
+    expect(volume?.secret).toMatchObject({ secretName: 'tfjs-ddp-nats-workers', defaultMode: 0o440 });
+    // The coordinator keeps its role's password.
+    const coordinator = containerEnv(objects, container(find(objects, 'Job', 'tfjs-ddp-coordinator')));
+    expect(coordinator.get('TFJS_DDP_NATS_USER')?.value).toBe('coordinator');
   });
 
   it('local: no pod asks for a GPU, and both workers fit on a one-node cluster', () => {

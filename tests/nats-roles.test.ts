@@ -1,10 +1,11 @@
 // The role configs on a real nats-server: the server itself refuses a worker credential's command
 // and, with per-worker identity, a chunk sent under another member's name; clients learn of it.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from 'tfjs-ddp';
 import {
   clearLoadedDatasets,
   loadSource,
@@ -52,8 +53,10 @@ async function serverWith(
   return server.url;
 }
 
-async function connectAs(url: string, u: NatsRoleUser): Promise<NatsConnection> {
-  const nc = await connectNats({ servers: [url], user: u.user, pass: u.password });
+async function connectAs(url: string, u: NatsRoleUser | { nkeyFile: string }): Promise<NatsConnection> {
+  const nc = await connectNats(
+    'nkeyFile' in u ? { servers: [url], nkeyFile: u.nkeyFile } : { servers: [url], user: u.user, pass: u.password },
+  );
   connections.push(nc);
   return nc;
 }
@@ -229,21 +232,63 @@ describe('the object store under roles', () => {
   });
 });
 
+/** The authorization block of a config file, with the `$NATS_<ROLE>_PASSWORD` references made literal. */
+function literalBlock(conf: string, what: string): { block: string; users: NatsRoleUser[] } {
+  const block = /^authorization \{\n[\s\S]*?\n\}$/m.exec(conf)?.[0];
+  if (!block) throw new Error(`no authorization block in ${what}`);
+  const users = DEPLOYMENT_ROLE_USERS.map((u) => ({ ...u, password: `${u.role}-secret` }));
+  const literal = DEPLOYMENT_ROLE_USERS.reduce(
+    (text, u) => text.replace(u.password!, JSON.stringify(`${u.role}-secret`)),
+    block,
+  );
+  return { block: literal, users };
+}
+
+describe('tfjs-ddp nats-auth (per-worker nkeys for a deployment)', () => {
+  it('writes users that let worker-1 send chunks under its own id only, and seeds only it can read', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tfjs-ddp-nats-auth-'));
+    try {
+      let out = '';
+      const code = await runCli(['nats-auth', '--workers', '2', '--out', dir], {
+        env: {},
+        stdout: (t) => (out += t),
+        stderr: (t) => (out += t),
+      });
+      expect(code, out).toBe(0);
+      expect((await stat(join(dir, 'worker-1.nk'))).mode & 0o777).toBe(0o600);
+      const { block, users } = literalBlock(await readFile(join(dir, 'nats-auth.conf'), 'utf8'), 'nats-auth.conf');
+      const url = await serverWith([], false, block);
+      const coordinator = await connectAs(url, users[0]);
+      const worker1 = await connectAs(url, { nkeyFile: join(dir, 'worker-1.nk') });
+      const received: string[] = [];
+      coordinator.subscribe(`ddp.${JOB}.>`, {
+        callback: (_e, m) => received.push(m.string() === 'marker' ? 'marker' : m.subject),
+      });
+      await coordinator.flush();
+      const own = subjects.data(2).rs(0, 'worker-1');
+      const forged = subjects.data(2).rs(1, 'worker-0');
+      const refusals = violationsOf(worker1);
+      worker1.publish(own, new Uint8Array(4));
+      worker1.publish(forged, new Uint8Array(4));
+      expect(await refusals.next()).toEqual({ operation: 'publish', subject: forged });
+      worker1.publish(subjects.control, stop);
+      expect(await refusals.next()).toEqual({ operation: 'publish', subject: subjects.control });
+      await receivedUntilMarker(coordinator, subjects.report, received);
+      expect(received).toEqual([own, 'marker']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('the shipped deployment configs', () => {
   const ROOT = fileURLToPath(new URL('..', import.meta.url));
-  it.each(['k8s/base/nats.conf', 'deploy/nats/nats.conf'])(
+  it.each(['k8s/base/nats-auth.conf', 'deploy/nats/nats.conf'])(
     '%s: its authorization block refuses a worker’s command and passes the coordinator’s',
     async (file) => {
-      const conf = await readFile(join(ROOT, file), 'utf8');
-      const block = /^authorization \{\n[\s\S]*?\n\}$/m.exec(conf)?.[0];
-      expect(block, `an authorization block in ${file}`).toBeDefined();
       // The passwords the deployment's environment would give nats-server, as literals.
-      const users = DEPLOYMENT_ROLE_USERS.map((u) => ({ ...u, password: `${u.role}-secret` }));
-      const literal = DEPLOYMENT_ROLE_USERS.reduce(
-        (text, u) => text.replace(u.password, JSON.stringify(`${u.role}-secret`)),
-        block!,
-      );
-      const url = await serverWith(users, false, literal);
+      const { block, users } = literalBlock(await readFile(join(ROOT, file), 'utf8'), file);
+      const url = await serverWith(users, false, block);
       const [coordinator, worker] = [await connectAs(url, users[0]), await connectAs(url, users[1])];
       const received: string[] = [];
       coordinator.subscribe(subjects.control, {

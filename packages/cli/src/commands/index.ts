@@ -6,6 +6,7 @@ import { dataCommand } from './data.js';
 import { evaluateCommand } from './evaluate.js';
 import { generateCommand } from './generate.js';
 import { localCommand } from './local.js';
+import { natsAuthCommand } from './nats-auth.js';
 import { predictCommand } from './predict.js';
 import { validateCommand } from './validate.js';
 import { workerCommand } from './worker.js';
@@ -23,5 +24,6 @@ export function commands(ctx: CliContext): CommandModule<object, never>[] {
     predictCommand(ctx),
     generateCommand(ctx),
     dataCommand(ctx),
+    natsAuthCommand(ctx),
   ] as CommandModule<object, never>[];
 }

@@ -10,6 +10,7 @@
 // With per-worker identity each worker has its own user, whose data-plane permission names its own
 // sender token (subjects.ts), so the server refuses a chunk it publishes under another member's name.
 import { randomBytes } from 'node:crypto';
+import { nkeys } from '@nats-io/nats-core';
 import { senderToken } from '../protocol/index.js';
 
 export type NatsRole = 'coordinator' | 'worker' | 'observer';
@@ -24,10 +25,14 @@ export interface NatsPermissions {
   subscribe: SubjectPermissions;
 }
 
-/** One user of the authorization block; `password` is a literal, or `$VAR` for the server's environment. */
+/**
+ * One user of the authorization block: a user name and `password` (a literal, or `$VAR` for the
+ * server's environment), or an nkey (`nkey`: the public key; the client holds the seed).
+ */
 export interface NatsRoleUser {
   user: string;
-  password: string;
+  password?: string;
+  nkey?: string;
   role: NatsRole;
   /** Per-worker identity: the only worker id whose data-plane subjects this user may publish. */
   workerId?: string;
@@ -101,11 +106,15 @@ export function authorizationBlock(users: readonly NatsRoleUser[]): string {
     seen.add(u.user);
     if (u.workerId !== undefined && u.role !== 'worker')
       throw new Error(`NATS user ${quote(u.user)} names worker id ${u.workerId} but has role ${u.role}, not worker`);
+    if ((u.password === undefined) === (u.nkey === undefined))
+      throw new Error(`NATS user ${quote(u.user)} needs exactly one of a password and an nkey`);
     const p = rolePermissions(u.role, u.workerId);
+    const credential =
+      u.nkey === undefined ? `user: ${quote(u.user)}, password: ${value(u.password!)}` : `nkey: ${quote(u.nkey)}`;
     return [
       `    # ${u.role}${u.workerId === undefined ? '' : ` ${u.workerId}: its own data-plane subjects only`}`,
       '    {',
-      `      user: ${quote(u.user)}, password: ${value(u.password)}`,
+      `      ${credential}`,
       '      permissions: {',
       ...renderSide('publish', p.publish, '        '),
       ...renderSide('subscribe', p.subscribe, '        '),
@@ -148,3 +157,23 @@ export const DEPLOYMENT_ROLE_USERS: readonly NatsRoleUser[] = [
   { user: 'worker', password: '$NATS_WORKER_PASSWORD', role: 'worker' },
   { user: 'observer', password: '$NATS_OBSERVER_PASSWORD', role: 'observer' },
 ];
+
+/** A per-worker nkey user and the seed its worker connects with (`--nats-nkey`, TFJS_DDP_NATS_NKEY_FILE). */
+export interface WorkerNkey {
+  workerId: string;
+  user: NatsRoleUser;
+  /** The nkey seed (SU...): a secret, for that worker alone. */
+  seed: string;
+}
+
+/** One nkey user per worker id, each allowed the data-plane subjects of its own id only. */
+export function generateWorkerNkeys(workerIds: readonly string[]): WorkerNkey[] {
+  return workerIds.map((workerId) => {
+    const pair = nkeys.createUser();
+    return {
+      workerId,
+      seed: new TextDecoder().decode(pair.getSeed()),
+      user: { user: workerId, nkey: pair.getPublicKey(), role: 'worker', workerId },
+    };
+  });
+}
