@@ -16,13 +16,7 @@ import * as rbacV1 from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import * as coreV1 from 'kubernetes-models/v1';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IPodTemplateSpec } from 'kubernetes-models/v1/PodTemplateSpec';
-import {
-  CACHE_ENV,
-  DEPLOYMENT_ROLE_USERS,
-  authorizationBlock,
-  parseJobSpec,
-  silentLogger,
-} from '@tfjs-ddp/common';
+import { CACHE_ENV, DEPLOYMENT_ROLE_USERS, authorizationBlock, parseJobSpec, silentLogger } from '@tfjs-ddp/common';
 import { IN_CLUSTER_CREDENTIALS, JobAnnotator, inClusterAnnotatorOptions } from '@tfjs-ddp/coordinator';
 import { runCli } from 'tfjs-ddp';
 import YAML from 'yaml';
