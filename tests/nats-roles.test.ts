@@ -14,6 +14,7 @@ import {
   byteView,
   commandSchema,
   connectNats,
+  connectServerPool,
   createCountingObserver,
   createNatsCollective,
   encodeChunkHeader,
@@ -21,6 +22,7 @@ import {
   generateRoleUsers,
   jobSubjects,
   onPermissionViolation,
+  startNatsCluster,
   startNatsServer,
   type Collective,
   type NatsConnection,
@@ -207,6 +209,42 @@ describe('per-worker identity', () => {
       expect(reason.name).not.toBe('CollectiveTimeoutError');
     } finally {
       await Promise.all([impostor.collective.close(), peer.collective.close()]);
+    }
+  });
+});
+
+describe('per-worker identity over a cluster of 3 servers', () => {
+  it('refuses the forged chunk on the server it is sent to, while the shards spread over all three', async () => {
+    const members = ['w-0', 'w-1', 'w-2'];
+    const users = generateRoleUsers(members);
+    const cluster = await startNatsCluster(3, { jetstream: false, authorization: authorizationBlock(users.all) });
+    const pools: Awaited<ReturnType<typeof connectServerPool>>[] = [];
+    const collectives: Collective[] = [];
+    try {
+      for (const [rank, u] of users.workers.entries()) {
+        const pool = await connectServerPool({ servers: cluster.urls, user: u.user, pass: u.password });
+        pools.push(pool);
+        const collective = await createNatsCollective(pool, { job: JOB, generation: 4, rank, worldSize: 3, members });
+        collectives.push(collective);
+      }
+      // w-2 forges w-0's contribution to shard 1 on every server: each refuses it.
+      const forged = subjects.data(4).rs(1, 'w-0');
+      const refused = pools[2].connections.map((nc) => violationsOf(nc).next());
+      for (const nc of pools[2].connections) {
+        nc.publish(forged, byteView(new Float32Array(10).fill(1e30)), {
+          headers: encodeChunkHeader({ op: 0, rank: 0, shard: 1, chunk: 0, offset: 10, count: 10, dtype: 'f32' }),
+        });
+      }
+      for (const r of refused) expect(await r).toEqual({ operation: 'publish', subject: forged });
+      const inputs = randomBuffers(3, 30, 9);
+      const buffers = inputs.map((b) => Float32Array.from(b));
+      await Promise.all(collectives.map((c, r) => c.allReduce(buffers[r])));
+      const sum = expectedSum(inputs);
+      buffers.forEach((b, r) => expectSameBits(b, sum, `rank ${r}`));
+    } finally {
+      await Promise.all(collectives.map((c) => c.close()));
+      await Promise.all(pools.map((p) => p.close()));
+      await cluster.stop();
     }
   });
 });
