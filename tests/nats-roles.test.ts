@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from 'tfjs-ddp';
+import { runWorker } from '@tfjs-ddp/worker';
 import {
   clearLoadedDatasets,
   loadSource,
@@ -22,6 +23,9 @@ import {
   generateRoleUsers,
   jobSubjects,
   onPermissionViolation,
+  parseJobSpec,
+  silentLogger,
+  specHash,
   startNatsCluster,
   startNatsServer,
   type Collective,
@@ -139,6 +143,37 @@ describe('role users (one shared worker user)', () => {
     expect(await refusals.next()).toEqual({ operation: 'publish', subject: subjects.heartbeat });
     await receivedUntilMarker(coordinator, subjects.report, received);
     expect(received).toEqual([...allowed, 'marker']);
+  });
+});
+
+describe('a worker with a credential that may not register', () => {
+  it('stops at once with the server’s refusal instead of waiting for a coordinator forever', async () => {
+    const users = generateRoleUsers();
+    const url = await serverWith(users.all);
+    const spec = parseJobSpec(
+      JSON.stringify({
+        name: JOB,
+        model: { zoo: 'binary-mlp' },
+        data: { train: { type: 'synthetic-binary', n: 100, seed: 1 } },
+        optimizer: { type: 'sgd', learningRate: 0.1 },
+        loss: 'binaryCrossentropy',
+        batchSize: 10,
+        epochs: 1,
+      }),
+      'roles.json',
+    );
+    // The observer's credential, given to a worker by mistake.
+    const worker = runWorker({
+      spec,
+      specHash: specHash(spec),
+      nats: { servers: [url], user: users.observer.user, pass: users.observer.password },
+      backend: 'cpu',
+      workerId: 'w-0',
+      log: silentLogger,
+    });
+    await expect(worker).rejects.toThrow(
+      /cannot register with the coordinator: the NATS server refused to let this client publish to ddp\.roles\.register: .*credential of its role/,
+    );
   });
 });
 
