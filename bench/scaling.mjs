@@ -62,9 +62,11 @@ async function main(args, torch) {
     const samples = Math.min(asked, available);
     const train = samples === available ? fashionSource('train') : await writeFashionSubset(dir, 'train', samples);
     const torchRate = new Map();
-    for (const stepsAhead of args.stepsAhead) {
-      let base;
-      for (const workers of args.workers) {
+    const base = new Map();
+    // The stepsAhead values alternate within each worker count, so a change in the machine's load
+    // falls on both alike.
+    for (const workers of args.workers) {
+      for (const stepsAhead of args.stepsAhead) {
         progress(`${model}, ${workers} worker(s), ${samples} samples, stepsAhead ${stepsAhead}: ours`);
         const { summary } = await trainOurs({
           spec: jobSpec(model, workers, train, stepsAhead),
@@ -89,7 +91,7 @@ async function main(args, torch) {
           progress(`  ${Math.round(t.samplesPerSec)} samples/s`);
           torchRate.set(workers, t.samplesPerSec);
         }
-        if (workers === 1) base = summary.samplesPerSec;
+        if (workers === 1) base.set(stepsAhead, summary.samplesPerSec);
         const t = torchRate.get(workers);
         rows.push({
           model,
@@ -99,7 +101,7 @@ async function main(args, torch) {
           stepsAhead,
           ours: {
             samplesPerSec: summary.samplesPerSec,
-            efficiency: summary.samplesPerSec / (workers * base),
+            efficiency: summary.samplesPerSec / (workers * base.get(stepsAhead)),
             backends: [...new Set(Object.values(summary.backends))],
             phases,
           },
