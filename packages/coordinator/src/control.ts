@@ -81,8 +81,14 @@ export class ControlPlane {
   private readonly interrupters = new Set<(err: StepFailedError) => void>();
   private nextOpId = 1;
   private nextCommandId = 1;
+  /** Flushes in progress: a flush started while the connection closes is never answered, so closing fails them. */
+  private readonly flushing = new Set<(err: Error) => void>();
 
-  constructor(private readonly o: ControlPlaneOptions) {}
+  constructor(private readonly o: ControlPlaneOptions) {
+    void o.nc.closed().then(() => {
+      for (const fail of [...this.flushing]) fail(new Error('the NATS connection was closed'));
+    });
+  }
 
   /** The largest message the server takes: what files and checkpoint states are chunked to. */
   get maxPayload(): number {
@@ -121,7 +127,7 @@ export class ControlPlane {
     const full = { ...cmd, job: this.o.spec.name } as Command;
     this.o.nc.publish(this.o.subject, encodeMessage(commandSchema, full));
     try {
-      await this.o.nc.flush();
+      await this.flush();
     } catch (err) {
       // While NATS is away the client keeps the command and sends it after reconnecting; the reconnect
       // aborts the step in flight, so a command that still got lost is redone by the recovery.
@@ -130,6 +136,18 @@ export class ControlPlane {
         type: cmd.type,
         error: (err as Error).message,
       });
+    }
+  }
+
+  /** The server has every command sent so far; rejects when the connection closes before it answers. */
+  private async flush(): Promise<void> {
+    let fail!: (err: Error) => void;
+    const closed = new Promise<never>((_, reject) => (fail = reject));
+    this.flushing.add(fail);
+    try {
+      await Promise.race([this.o.nc.flush(), closed]);
+    } finally {
+      this.flushing.delete(fail);
     }
   }
 
