@@ -33,6 +33,8 @@ export default defineConfig({
         test: { name: 'nats-cluster', include: OVER_A_CLUSTER, env: { TFJS_DDP_TEST_NATS_SERVERS: '3' } },
       },
     ],
+    // The container runtime (found or started once) and the check that no test container is left.
+    globalSetup: ['tests/support/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Integration tests start servers and processes; on 2 cores two test files at a time keeps them honest.

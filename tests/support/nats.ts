@@ -1,9 +1,14 @@
-// Test fixture: a real nats-server on a free port. Uses testcontainers when a container
-// runtime answers, otherwise the nats-server binary from PATH, and says which one it used.
+// Test fixture: a real nats-server on a free port. In a container (testcontainers, from the image
+// tests/support/containers.ts builds here from Debian's nats-server) when a container runtime is
+// available, otherwise the nats-server binary from PATH; it says which one it used.
 // With TFJS_DDP_TEST_NATS_SERVERS=K (the nats-cluster test project sets 3) it is a cluster of K
-// nats-server binaries joined by routes instead, and `urls` lists them all.
-// Always pair startNats() with stop() in afterAll/finally; the binary is also killed on exit.
-import { existsSync } from 'node:fs';
+// nats-server binaries joined by routes instead, and `urls` lists them all: the cluster tests stop
+// and start nodes by process, and routes between containers would need their own network.
+// TFJS_DDP_TEST_NATS=binary forces the binary. Tests that kill and restart the server on the same
+// address ask for the binary ({ binaryOnly: true }): a restarted container gets a new host port.
+// Always pair startNats() with stop() in afterAll/finally; the binary and the container are also
+// removed when the test process exits.
+import { spawnSync } from 'node:child_process';
 import {
   poolUrls,
   startNatsCluster,
@@ -11,6 +16,7 @@ import {
   DEFAULT_MAX_PAYLOAD,
   type NatsServerHandle,
 } from '@tfjs-ddp/common';
+import { containerRuntime, ensureBaseImage, NATS_BASE, testLabels } from './containers.js';
 
 export interface NatsFixture {
   /** The (first) server's URL. */
@@ -39,24 +45,53 @@ function announce(kind: string, url: string): void {
   process.stderr.write(`[nats fixture] using ${kind} at ${url}\n`);
 }
 
-function containerRuntimeLikely(): boolean {
-  if (process.env.TFJS_DDP_TEST_NATS === 'binary') return false;
-  return (
-    Boolean(process.env.DOCKER_HOST) ||
-    existsSync('/var/run/docker.sock') ||
-    existsSync(`${process.env.XDG_RUNTIME_DIR ?? ''}/podman/podman.sock`)
-  );
+/** Containers not yet stopped: removed on exit, should a test process end without its afterAll. */
+const running = new Set<string>();
+let exitHookInstalled = false;
+function removeOnExit(id: string): void {
+  running.add(id);
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    if (running.size > 0) spawnSync('docker', ['rm', '-f', '-v', ...running], { timeout: 10_000 });
+  });
+}
+
+/** The settings startNatsServer gives the binary (packages/common/src/transport/server.ts), inside a container. */
+function containerConfig(maxPayload: number, jetstream: boolean): string {
+  return [
+    'listen: 0.0.0.0:4222',
+    `max_payload: ${maxPayload}`,
+    `max_pending: ${Math.max(256 * 1024 * 1024, 8 * maxPayload)}`,
+    'write_deadline: "60s"',
+    jetstream ? 'jetstream { store_dir: "/data", max_memory_store: 268435456, max_file_store: 4294967296 }' : '',
+  ].join('\n');
 }
 
 async function tryContainer(opts: NatsFixtureOptions): Promise<NatsFixture | undefined> {
-  if (opts.binaryOnly || !containerRuntimeLikely()) return undefined;
+  if (opts.binaryOnly || process.env.TFJS_DDP_TEST_NATS === 'binary') return undefined;
+  const runtime = await containerRuntime();
+  if (!runtime.ok) {
+    process.stderr.write(`[nats fixture] ${runtime.reason}; using the nats-server binary\n`);
+    return undefined;
+  }
   try {
-    const { NatsContainer } = await import('@testcontainers/nats');
-    const args = ['--max_payload', String(opts.maxPayload ?? DEFAULT_MAX_PAYLOAD)];
-    if (opts.jetstream !== false) args.push('-js');
-    const container = await new NatsContainer('nats:2.10.22-alpine').withArg('--', args.join(' ')).start();
+    const image = ensureBaseImage(NATS_BASE);
+    const { GenericContainer, Wait } = await import('testcontainers');
+    const conf = containerConfig(opts.maxPayload ?? DEFAULT_MAX_PAYLOAD, opts.jetstream !== false);
+    const container = await new GenericContainer(image)
+      .withLabels(testLabels())
+      .withCopyContentToContainer([{ content: conf + '\n', target: '/etc/nats/nats.conf' }])
+      .withCommand(['-c', '/etc/nats/nats.conf'])
+      .withTmpFs({ '/data': 'rw' })
+      .withExposedPorts(4222)
+      .withWaitStrategy(Wait.forLogMessage(/Server is ready/))
+      .withStartupTimeout(30_000)
+      .start();
+    const id = container.getId();
+    removeOnExit(id);
     const url = `nats://${container.getHost()}:${container.getMappedPort(4222)}`;
-    announce('testcontainers', url);
+    announce(`testcontainers (image ${image}, container ${id.slice(0, 12)})`, url);
     const unsupported = async () => {
       throw new Error('kill/start need the nats-server binary fixture: call startNats({ binaryOnly: true })');
     };
@@ -66,11 +101,14 @@ async function tryContainer(opts: NatsFixtureOptions): Promise<NatsFixture | und
       kind: 'testcontainers',
       kill: unsupported,
       start: unsupported,
-      stop: async () => void (await container.stop()),
+      stop: async () => {
+        await container.stop({ remove: true, removeVolumes: true, timeout: 0 });
+        running.delete(id);
+      },
     };
   } catch (err) {
     process.stderr.write(
-      `[nats fixture] container runtime not usable (${(err as Error).message.split('\n')[0]}); falling back to the nats-server binary\n`,
+      `[nats fixture] the container did not start (${(err as Error).message.split('\n')[0]}); falling back to the nats-server binary\n`,
     );
     return undefined;
   }
