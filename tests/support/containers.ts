@@ -4,7 +4,7 @@
 // check that none is left. Where no runtime can be had, container tests are skipped with the reason.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { openSync } from 'node:fs';
+import { existsSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -145,6 +145,22 @@ export interface BaseImageRecipe {
   packages: string[];
   /** `docker import --change` instructions, e.g. ENTRYPOINT ["nats-server"]. */
   changes: string[];
+  /**
+   * Trust what this machine trusts: its CA bundle copied in (and NODE_EXTRA_CA_CERTS set), for a
+   * machine that reaches the npm registry through a TLS-inspecting proxy. The bundle's hash is
+   * part of the tag.
+   */
+  trustHostCAs?: boolean;
+}
+
+const HOST_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+
+function hostCaHash(): string {
+  try {
+    return createHash('sha256').update(readFileSync(HOST_CA_BUNDLE)).digest('hex');
+  } catch {
+    return 'none';
+  }
 }
 
 /** Bump when the way a recipe becomes an image changes, so old tags are not reused. */
@@ -152,7 +168,7 @@ const BUILDER_VERSION = 1;
 
 export function baseImageTag(recipe: BaseImageRecipe): string {
   const hash = createHash('sha256')
-    .update(JSON.stringify({ BUILDER_VERSION, ...recipe }))
+    .update(JSON.stringify({ BUILDER_VERSION, ...recipe, hostCAs: recipe.trustHostCAs ? hostCaHash() : undefined }))
     .digest('hex')
     .slice(0, 12);
   return `tfjs-ddp-test/${recipe.name}:${hash}`;
@@ -171,7 +187,8 @@ export const NODE_BASE: BaseImageRecipe = {
   name: 'node',
   suite: 'trixie',
   packages: ['nodejs', 'npm', 'ca-certificates'],
-  changes: [],
+  changes: [`ENV NODE_EXTRA_CA_CERTS=${HOST_CA_BUNDLE}`],
+  trustHostCAs: true,
 };
 
 /**
@@ -185,9 +202,13 @@ export function ensureBaseImage(recipe: BaseImageRecipe): string {
     throw new Error(`cannot build the test image ${tag}: mmdebstrap is not installed (apt-get install -y mmdebstrap)`);
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const changes = recipe.changes.map((c) => `--change ${quote(c)}`).join(' ');
+  const hooks =
+    recipe.trustHostCAs && existsSync(HOST_CA_BUNDLE)
+      ? `--customize-hook=${quote(`upload ${HOST_CA_BUNDLE} ${HOST_CA_BUNDLE}`)} `
+      : '';
   const script =
     `docker image inspect ${tag} >/dev/null 2>&1 && exit 0; ` +
-    `set -o pipefail; mmdebstrap --quiet --variant=minbase --include=${recipe.packages.join(',')} ${recipe.suite} - ` +
+    `set -o pipefail; mmdebstrap --quiet --variant=minbase --include=${recipe.packages.join(',')} ${hooks}${recipe.suite} - ` +
     `| docker import ${changes} - ${tag} >/dev/null`;
   const lock = join(tmpdir(), `tfjs-ddp-test-image-${tag.replace(/[/:]/g, '-')}.lock`);
   const started = Date.now();
@@ -199,4 +220,30 @@ export function ensureBaseImage(recipe: BaseImageRecipe): string {
     );
   process.stderr.write(`[containers] built ${tag} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
   return tag;
+}
+
+export interface DockerResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the docker CLI without blocking the event loop (image builds take minutes). */
+export function dockerAsync(args: string[], timeoutMs = 20 * 60_000): Promise<DockerResult> {
+  return new Promise((resolve) => {
+    const child = spawn('docker', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => void (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => void (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      resolve({ status: -1, stdout, stderr: stderr + err.message });
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ status: code ?? -1, stdout, stderr });
+    });
+  });
 }
