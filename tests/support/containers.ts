@@ -174,12 +174,23 @@ export function baseImageTag(recipe: BaseImageRecipe): string {
   return `tfjs-ddp-test/${recipe.name}:${hash}`;
 }
 
-/** The NATS server of the test fixture: Debian's nats-server package. */
+/** The NATS server of the test fixture and the compose stack: Debian's nats-server (wget: the stack's health check). */
 export const NATS_BASE: BaseImageRecipe = {
   name: 'nats',
   suite: 'bookworm',
-  packages: ['nats-server', 'ca-certificates'],
+  packages: ['nats-server', 'ca-certificates', 'wget'],
   changes: ['ENTRYPOINT ["nats-server"]'],
+};
+
+/** The compose stack's Prometheus: Debian's package, started as the official image starts it. */
+export const PROMETHEUS_BASE: BaseImageRecipe = {
+  name: 'prometheus',
+  suite: 'bookworm',
+  packages: ['prometheus'],
+  changes: [
+    'ENTRYPOINT ["/usr/bin/prometheus"]',
+    'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]',
+  ],
 };
 
 /** The base for deploy/Dockerfile here: Debian trixie's Node 20.19 and npm (the pinned node image cannot be pulled). */
@@ -230,8 +241,13 @@ export interface DockerResult {
 
 /** Runs the docker CLI without blocking the event loop (image builds take minutes). */
 export function dockerAsync(args: string[], timeoutMs = 20 * 60_000): Promise<DockerResult> {
+  return commandAsync('docker', args, timeoutMs);
+}
+
+/** Runs a command (docker, docker-compose) to its end; killed after `timeoutMs`. */
+export function commandAsync(command: string, args: string[], timeoutMs: number, cwd?: string): Promise<DockerResult> {
   return new Promise((resolve) => {
-    const child = spawn('docker', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => void (stdout += d.toString()));
