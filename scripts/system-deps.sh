@@ -2,7 +2,7 @@
 # Installs the Debian packages the demo or the tests need, only those that are missing:
 #   system-deps.sh demo   nats-server and Fashion-MNIST
 #   system-deps.sh test   those, plus Prometheus and Chromium (the metrics and report tests), and
-#                         docker.io and mmdebstrap (the container tests: tests/support/containers.ts
+#                         docker.io, mmdebstrap and docker-compose (the container tests: tests/support/containers.ts
 #                         starts dockerd when no daemon answers and builds the images from Debian packages)
 # Run as root (or with sudo available); otherwise it prints the command to run and fails.
 set -euo pipefail
@@ -21,6 +21,7 @@ if [ "$for_what" = test ]; then
   if [ "${TFJS_DDP_TEST_CONTAINERS:-}" != off ]; then
     command -v dockerd >/dev/null 2>&1 || docker info >/dev/null 2>&1 || wanted+=(docker.io)
     command -v mmdebstrap >/dev/null 2>&1 || wanted+=(mmdebstrap)
+    command -v docker-compose >/dev/null 2>&1 || wanted+=(docker-compose)
   fi
 fi
 

@@ -22,8 +22,10 @@ import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  buildDeployImage,
   commandAsync,
   containerRuntime,
+  CPU_IMAGE,
   dockerAsync,
   ensureBaseImage,
   leftovers,
@@ -133,23 +135,10 @@ describe.skipIf(skip !== undefined)('deploy/compose.yaml, run with docker-compos
     );
     for (const f of await readdir(jobDir)) await chmod(join(jobDir, f), 0o644);
 
-    const built = await dockerAsync(
-      [
-        'build',
-        '--force-rm',
-        '-f',
-        'deploy/Dockerfile',
-        '-t',
-        'tfjs-ddp-test/tfjs-ddp:cpu',
-        '--build-arg',
-        `NODE_IMAGE=${ensureBaseImage(NODE_BASE)}`,
-        '--build-arg',
-        'TFJS_NODE=skip',
-        ROOT,
-      ],
-      BUILD_MS,
-    );
-    if (built.status !== 0) throw new Error(`building deploy/Dockerfile failed:\n${built.stderr.slice(-3000)}`);
+    await buildDeployImage(ROOT, 'deploy/Dockerfile', CPU_IMAGE, {
+      NODE_IMAGE: ensureBaseImage(NODE_BASE),
+      TFJS_NODE: 'skip',
+    });
     composeFile = join(dir, 'compose.yaml');
     await writeFile(
       composeFile,
@@ -157,7 +146,7 @@ describe.skipIf(skip !== undefined)('deploy/compose.yaml, run with docker-compos
         {
           nats: ensureBaseImage(NATS_BASE),
           prometheus: ensureBaseImage(PROMETHEUS_BASE),
-          tfjs: 'tfjs-ddp-test/tfjs-ddp:cpu',
+          tfjs: CPU_IMAGE,
         },
         jobDir,
       ),

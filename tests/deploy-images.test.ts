@@ -2,12 +2,19 @@
 // Debian packages (the pinned public node image cannot be pulled here; NODE_IMAGE is its build
 // argument), run as its non-root user with a read-only root filesystem; and deploy/Dockerfile.gpu
 // as far as it can go without its CUDA base.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { containerRuntime, dockerAsync, ensureBaseImage, labelArgs, NODE_BASE } from './support/containers.js';
+import {
+  buildDeployImage,
+  containerRuntime,
+  CPU_IMAGE,
+  dockerAsync,
+  ensureBaseImage,
+  labelArgs,
+  NODE_BASE,
+} from './support/containers.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const VERSION = (JSON.parse(await readFile(join(ROOT, 'packages/cli/package.json'), 'utf8')) as { version: string })
@@ -16,33 +23,6 @@ const BUILD_MS = 20 * 60_000;
 
 const runtime = await containerRuntime();
 if (!runtime.ok) process.stderr.write(`[deploy-images.test] skipped: ${runtime.reason}\n`);
-
-/** Builds with the builder's cache (a rebuild with unchanged inputs reuses every layer); the image's id. */
-async function build(
-  dockerfile: string,
-  tag: string,
-  buildArgs: Record<string, string>,
-  target?: string,
-): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'tfjs-ddp-image-'));
-  try {
-    const iid = join(dir, 'iid');
-    // Tagged, so that the image (and the layers it caches) is not dangling, which a prune would remove.
-    const args = ['build', '--force-rm', '-f', dockerfile, '-t', tag, '--iidfile', iid];
-    for (const [k, v] of Object.entries(buildArgs)) args.push('--build-arg', `${k}=${v}`);
-    if (target) args.push('--target', target);
-    const started = Date.now();
-    const r = await dockerAsync([...args, ROOT], BUILD_MS);
-    if (r.status !== 0)
-      throw new Error(`docker ${args.join(' ')} failed (exit ${r.status}):\n${(r.stdout + r.stderr).slice(-4000)}`);
-    process.stderr.write(
-      `[deploy-images.test] built ${dockerfile}${target ? ` --target ${target}` : ''} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
-    );
-    return (await readFile(iid, 'utf8')).trim();
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
 
 /** `docker run` as uid 1000 with a read-only root: a write anywhere but a mounted volume fails. */
 async function runReadOnly(image: string, args: string[], entrypoint?: string) {
@@ -62,7 +42,7 @@ describe.skipIf(!runtime.ok)('deploy/ images, built here', () => {
     beforeAll(async () => {
       // TFJS_NODE=skip: tfjs-node's libtensorflow comes from storage.googleapis.com, which the
       // builder here cannot reach (the npm registry it can).
-      image = await build('deploy/Dockerfile', 'tfjs-ddp-test/tfjs-ddp:cpu', { NODE_IMAGE: base, TFJS_NODE: 'skip' });
+      image = await buildDeployImage(ROOT, 'deploy/Dockerfile', CPU_IMAGE, { NODE_IMAGE: base, TFJS_NODE: 'skip' });
     }, BUILD_MS);
 
     it('is set to run as the non-root uid 1000, tfjs-ddp its entrypoint', async () => {
@@ -104,7 +84,8 @@ describe.skipIf(!runtime.ok)('deploy/ images, built here', () => {
   it(
     'deploy/Dockerfile.gpu builds up to its CUDA stage, and what it compiled runs',
     async () => {
-      const stage = await build(
+      const stage = await buildDeployImage(
+        ROOT,
         'deploy/Dockerfile.gpu',
         'tfjs-ddp-test/tfjs-ddp-gpu:build-stage',
         { NODE_IMAGE: base },

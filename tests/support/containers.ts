@@ -5,6 +5,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, openSync, readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -262,4 +263,40 @@ export function commandAsync(command: string, args: string[], timeoutMs: number,
       resolve({ status: code ?? -1, stdout, stderr });
     });
   });
+}
+
+/** The CPU image as the tests build it: deploy/Dockerfile on {@link NODE_BASE}, without tfjs-node. */
+export const CPU_IMAGE = 'tfjs-ddp-test/tfjs-ddp:cpu';
+
+/**
+ * Builds deploy/Dockerfile (or another of deploy/'s Dockerfiles) from the repository at `root`,
+ * tagged `tag` (so that the image and the layers it caches are not dangling, which a prune would
+ * remove), one build at a time across test processes (the second finds the first's layers in the
+ * cache). The image's id.
+ */
+export async function buildDeployImage(
+  root: string,
+  dockerfile: string,
+  tag: string,
+  buildArgs: Record<string, string>,
+  target?: string,
+): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'tfjs-ddp-image-'));
+  try {
+    const iid = join(dir, 'iid');
+    const args = ['build', '--force-rm', '-f', dockerfile, '-t', tag, '--iidfile', iid];
+    for (const [k, v] of Object.entries(buildArgs)) args.push('--build-arg', `${k}=${v}`);
+    if (target) args.push('--target', target);
+    const lock = join(tmpdir(), 'tfjs-ddp-test-docker-build.lock');
+    const started = Date.now();
+    const r = await commandAsync('flock', [lock, 'docker', ...args, root], 20 * 60_000);
+    if (r.status !== 0)
+      throw new Error(`docker ${args.join(' ')} failed (exit ${r.status}):\n${(r.stdout + r.stderr).slice(-4000)}`);
+    process.stderr.write(
+      `[containers] built ${dockerfile}${target ? ` --target ${target}` : ''} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+    );
+    return (await readFile(iid, 'utf8')).trim();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
