@@ -221,7 +221,7 @@ export function ensureBaseImage(recipe: BaseImageRecipe): string {
   const script =
     `docker image inspect ${tag} >/dev/null 2>&1 && exit 0; ` +
     `set -o pipefail; mmdebstrap --quiet --variant=minbase --include=${recipe.packages.join(',')} ${hooks}${recipe.suite} - ` +
-    `| docker import ${changes} - ${tag} >/dev/null`;
+    `| docker import ${changes} - ${tag} >/dev/null && echo built`;
   const lock = join(tmpdir(), `tfjs-ddp-test-image-${tag.replace(/[/:]/g, '-')}.lock`);
   const started = Date.now();
   const r = spawnSync('flock', [lock, 'bash', '-c', script], { encoding: 'utf8', timeout: 15 * 60_000 });
@@ -230,7 +230,12 @@ export function ensureBaseImage(recipe: BaseImageRecipe): string {
       `building the test image ${tag} (mmdebstrap ${recipe.suite} with ${recipe.packages.join(', ')}) failed: ` +
         `${firstLine(r.stderr) || r.error?.message || `exit ${r.status}`}; mmdebstrap needs root and Debian's mirror`,
     );
-  process.stderr.write(`[containers] built ${tag} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  process.stderr.write(
+    r.stdout.trim() === 'built'
+      ? `[containers] built ${tag} in ${seconds} s\n`
+      : `[containers] ${tag} was built by another test process (waited ${seconds} s)\n`,
+  );
   return tag;
 }
 
@@ -289,6 +294,7 @@ export async function buildDeployImage(
     if (target) args.push('--target', target);
     const lock = join(tmpdir(), 'tfjs-ddp-test-docker-build.lock');
     const started = Date.now();
+    // Takes the lock's wait too; a build that finds every layer cached takes about a second.
     const r = await commandAsync('flock', [lock, 'docker', ...args, root], 20 * 60_000);
     if (r.status !== 0)
       throw new Error(`docker ${args.join(' ')} failed (exit ${r.status}):\n${(r.stdout + r.stderr).slice(-4000)}`);
