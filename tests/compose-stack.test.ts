@@ -205,13 +205,16 @@ describe.skipIf(skip !== undefined)('deploy/compose.yaml, run with docker-compos
         };
         return body.data.result;
       };
-      const ups = await query('max_over_time(up[15m])');
+      const ups = await query('max by (instance) (max_over_time(up[15m]))');
+      // By instance: a worker that rejoined or restarted (restart: on-failure) has further series.
       const upByInstance = Object.fromEntries(ups.map((r) => [r.metric.instance, r.value?.[1]]));
       expect(upByInstance).toEqual({ 'coordinator:8080': '1', 'worker-1:9100': '1', 'worker-2:9100': '1' });
-      const samplesPerSecond = await query('max_over_time(rate(ddp_samples_total[15s])[15m:5s])');
+      const samplesPerSecond = await query('max by (instance) (max_over_time(rate(ddp_samples_total[15s])[15m:5s]))');
       expect(samplesPerSecond.map((r) => r.metric.instance).sort()).toEqual(['worker-1:9100', 'worker-2:9100']);
       for (const r of samplesPerSecond) expect(Number(r.value?.[1])).toBeGreaterThan(0);
-      const stepTime = await query('max_over_time(ddp_step_phase_seconds_count{phase="compute"}[15m])');
+      const stepTime = await query(
+        'max by (instance) (max_over_time(ddp_step_phase_seconds_count{phase="compute"}[15m]))',
+      );
       expect(stepTime.map((r) => r.metric.instance).sort()).toEqual(['worker-1:9100', 'worker-2:9100']);
     },
     JOB_MS + 60_000,
