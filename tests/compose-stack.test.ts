@@ -164,6 +164,20 @@ describe.skipIf(skip !== undefined)('deploy/compose.yaml, run with docker-compos
   it(
     'trains a Fashion-MNIST subset to completion; model and summary come out; Prometheus scraped every target',
     async () => {
+      // Prometheus first, and ready, so that its scrapes run from the moment the targets start.
+      const first = await compose('up', '-d', '--no-build', 'nats', 'prometheus');
+      expect(first.status, first.stderr).toBe(0);
+      const promPort = (await compose('port', 'prometheus', '9090')).stdout.trim().split(':').at(-1);
+      const ready = Date.now() + 60_000;
+      while (
+        !(await fetch(`http://127.0.0.1:${promPort}/-/ready`).then(
+          (r) => r.ok,
+          () => false,
+        ))
+      ) {
+        if (Date.now() > ready) throw new Error(`the stack's Prometheus (port ${promPort}) was not ready within 60 s`);
+        await sleep(500);
+      }
       const up = await compose('up', '-d', '--no-build');
       expect(up.status, up.stderr).toBe(0);
       const coordinator = (await compose('ps', '-q', 'coordinator')).stdout.trim();
@@ -197,9 +211,8 @@ describe.skipIf(skip !== undefined)('deploy/compose.yaml, run with docker-compos
       // An undisturbed 2-worker run of this job reaches 0.86.
       expect(summary.test?.accuracy).toBeGreaterThan(0.8);
 
-      const port = (await compose('port', 'prometheus', '9090')).stdout.trim().split(':').at(-1);
       const query = async (q: string) => {
-        const res = await fetch(`http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent(q)}`);
+        const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(q)}`);
         const body = (await res.json()) as {
           data: { result: { metric: Record<string, string>; value?: [number, string]; values?: unknown[] }[] };
         };
