@@ -68,6 +68,16 @@ function containerConfig(maxPayload: number, jetstream: boolean): string {
   ].join('\n');
 }
 
+/**
+ * A daemon on this machine (a unix socket) publishes ports on its loopback too, and the tests'
+ * dockerd publishes on nothing else; testcontainers, when it finds itself in a container, would
+ * name the bridge's gateway instead, which such a daemon does not listen on.
+ */
+function localDaemon(): boolean {
+  const host = process.env.DOCKER_HOST;
+  return !host || host.startsWith('unix://');
+}
+
 async function tryContainer(opts: NatsFixtureOptions): Promise<NatsFixture | undefined> {
   if (opts.binaryOnly || process.env.TFJS_DDP_TEST_NATS === 'binary') return undefined;
   const runtime = await containerRuntime();
@@ -90,7 +100,7 @@ async function tryContainer(opts: NatsFixtureOptions): Promise<NatsFixture | und
       .start();
     const id = container.getId();
     removeOnExit(id);
-    const url = `nats://${container.getHost()}:${container.getMappedPort(4222)}`;
+    const url = `nats://${localDaemon() ? '127.0.0.1' : container.getHost()}:${container.getMappedPort(4222)}`;
     announce(`testcontainers (image ${image}, container ${id.slice(0, 12)})`, url);
     const unsupported = async () => {
       throw new Error('kill/start need the nats-server binary fixture: call startNats({ binaryOnly: true })');
