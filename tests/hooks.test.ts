@@ -216,7 +216,7 @@ describe('top-k with error feedback', () => {
     const expected = new Float32Array(length);
     for (const s of sent) for (let i = 0; i < length; i++) expected[i] += s[i];
     for (const [r, o] of out.entries()) expectSameBits(o, expected, `rank ${r}`);
-    expect(group.counts).toEqual({ allReduce: 0, allGather: 1 });
+    expect(group.counts).toEqual({ allReduce: 0, reduceScatter: 0, allGather: 1 });
   });
 
   it('delays what it does not send instead of losing it', async () => {
@@ -364,7 +364,7 @@ describe('PowerSGD', () => {
     for (const g of grads) for (let i = 0; i < length; i++) sum[i] += g[i];
     expect(maxDiff(out[0], sum)).toBeLessThan(1e-5 * maxAbs(sum));
     for (const r of [1, 2]) expectSameBits(out[r], out[0], `rank ${r}`);
-    expect(group.counts).toEqual({ allReduce: 2, allGather: 0 });
+    expect(group.counts).toEqual({ allReduce: 2, reduceScatter: 0, allGather: 0 });
   });
 
   it('keeps what the approximation missed: result + new residuals = gradients + old residuals', async () => {

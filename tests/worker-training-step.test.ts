@@ -47,6 +47,7 @@ function blockedCollective() {
         reached(opts?.signal);
       });
     },
+    reduceScatter: unused,
     allGather: unused,
     broadcast: unused,
     barrier: unused,

@@ -1,11 +1,11 @@
 // Test support for the communication hooks: N ranks of a collective in one process, without NATS.
-// allReduce sums in rank order in fp32 (what the NATS collective guarantees, f32 only) and
-// allGather copies every rank's block; an operation completes once every rank called it with the
+// allReduce sums in rank order in fp32 (what the NATS collective guarantees, f32 only), reduceScatter
+// leaves that sum in each rank's own block only, and allGather copies every rank's block; an operation completes once every rank called it with the
 // same op id. `failNext` makes the next operation reject on every rank, as an aborted step does.
 import type { Collective } from '@tfjs-ddp/common';
 
 interface Pending {
-  kind: 'allReduce' | 'allGather';
+  kind: 'allReduce' | 'reduceScatter' | 'allGather';
   bufs: (Float32Array | undefined)[];
   settle: ((err?: Error) => void)[];
 }
@@ -15,12 +15,12 @@ export interface MemoryGroup {
   /** The next operation (every rank's call) rejects. */
   failNext(): void;
   /** Operations completed, per kind. */
-  readonly counts: { allReduce: number; allGather: number };
+  readonly counts: { allReduce: number; reduceScatter: number; allGather: number };
 }
 
 export function memoryGroup(worldSize: number): MemoryGroup {
   const pending = new Map<number, Pending>();
-  const counts = { allReduce: 0, allGather: 0 };
+  const counts = { allReduce: 0, reduceScatter: 0, allGather: 0 };
   let failing = false;
 
   const run = (kind: Pending['kind'], rank: number, buf: Float32Array, op: number | undefined) =>
@@ -40,10 +40,18 @@ export function memoryGroup(worldSize: number): MemoryGroup {
       }
       const bufs = p.bufs as Float32Array[];
       if (new Set(bufs.map((b) => b.length)).size !== 1) throw new Error(`op ${op}: ranks passed different lengths`);
-      if (kind === 'allReduce') {
+      const block = (r: number, n: number) => [Math.floor((r * n) / worldSize), Math.floor(((r + 1) * n) / worldSize)];
+      if (kind === 'allReduce' || kind === 'reduceScatter') {
         const sum = Float32Array.from(bufs[0]);
         for (let r = 1; r < worldSize; r++) for (let i = 0; i < sum.length; i++) sum[i] += bufs[r][i];
-        for (const b of bufs) b.set(sum);
+        if (kind === 'allReduce') for (const b of bufs) b.set(sum);
+        // The rest of a reduce-scatter's buffer is unspecified: NaN, so a caller that reads it fails.
+        else
+          bufs.forEach((b, r) => {
+            const [from, to] = block(r, sum.length);
+            b.fill(NaN);
+            b.set(sum.subarray(from, to), from);
+          });
       } else {
         const n = bufs[0].length;
         for (let r = 0; r < worldSize; r++) {
@@ -63,6 +71,10 @@ export function memoryGroup(worldSize: number): MemoryGroup {
     allReduce: (buf, opts) => {
       if ((opts?.dtype ?? 'f32') !== 'f32') throw new Error('the memory collective sums f32 only');
       return run('allReduce', rank, buf, opts?.op);
+    },
+    reduceScatter: (buf, opts) => {
+      if ((opts?.dtype ?? 'f32') !== 'f32') throw new Error('the memory collective sums f32 only');
+      return run('reduceScatter', rank, buf, opts?.op);
     },
     allGather: (buf, opts) => run('allGather', rank, buf, opts?.op),
     broadcast: () => Promise.reject(new Error('not used by hooks')),

@@ -2,7 +2,14 @@
 // collecting the chunks, and writing them atomically into a directory, so pods need no shared volume.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ChunkAssembler, writeFileAtomic, type JobSpec, type Logger, type Report } from '@tfjs-ddp/common';
+import {
+  ChunkAssembler,
+  STATE_GATHER_OPS,
+  writeFileAtomic,
+  type JobSpec,
+  type Logger,
+  type Report,
+} from '@tfjs-ddp/common';
 import type { ControlPlane } from './control.js';
 import { StepFailedError } from './errors.js';
 import type { Membership } from './membership.js';
@@ -27,9 +34,11 @@ export class Rank0Files {
 
   /** Rank 0's replica state (parameters, optimizer slots, last applied step), for a checkpoint. */
   async fetchState(): Promise<Uint8Array> {
-    const { control, membership } = this.o;
+    const { control, membership, spec } = this.o;
+    // A sharded optimizer's slots are spread over the members: all of them gather them for rank 0.
+    const op = spec.optimizer.shard ? { op: control.takeOps(STATE_GATHER_OPS) } : {};
     const { assembler } = await this.receive('checkpoint', (id) =>
-      control.broadcast({ type: 'checkpoint', gen: membership.generation, id }),
+      control.broadcast({ type: 'checkpoint', gen: membership.generation, id, ...op }),
     );
     return assembler.take('state.bin');
   }

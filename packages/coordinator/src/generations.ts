@@ -3,7 +3,7 @@
 // checkpoint's) so they agree again, and the coordinator checks their parameter hashes are equal.
 // The same state broadcast restores the best weights to members that lack them.
 import type { EventEmitter } from 'node:events';
-import { splitChunks, type JobSpec, type Logger, type Report } from '@tfjs-ddp/common';
+import { splitChunks, STATE_GATHER_OPS, type JobSpec, type Logger, type Report } from '@tfjs-ddp/common';
 import type { ControlPlane } from './control.js';
 import { JobFailedError } from './errors.js';
 import type { Membership } from './membership.js';
@@ -96,9 +96,11 @@ export class Generations {
 
   /** Root's whole state to every member (the `sync` command); resolves once all report it, alike. */
   syncFrom(root: number, what: string): Promise<Map<number, Ready>> {
-    const { control, membership } = this.o;
+    const { control, membership, spec } = this.o;
+    // A sharded optimizer's state is gathered from the members before the root broadcasts it.
+    const ops = 2 + (spec.optimizer.shard ? STATE_GATHER_OPS : 0);
     return this.untilReady(what, () =>
-      control.broadcast({ type: 'sync', gen: membership.generation, op: control.takeOps(2), root }),
+      control.broadcast({ type: 'sync', gen: membership.generation, op: control.takeOps(ops), root }),
     );
   }
 

@@ -211,6 +211,7 @@ export class Dispatcher {
         return this.report({ type: 'done', gen, id: cmd.id, restored });
       }
       case 'checkpoint':
+        if (cmd.op !== undefined) await replica.gatherState(membership.requireCollective(), cmd.op);
         if (rank === 0) this.report(await this.o.files.checkpoint(cmd.id, cmd.gen));
         return;
       case 'save':

@@ -14,6 +14,7 @@ import {
   packPlain,
   parameterHash,
   setOptimizerState,
+  STATE_GATHER_OPS,
   unpackPlain,
   type Collective,
   type CommHook,
@@ -24,6 +25,7 @@ import {
   type ScheduledOptimizer,
 } from '@tfjs-ddp/common';
 import type { Optimizer } from '@tensorflow/tfjs';
+import { ShardedOptimizer } from './sharded-optimizer.js';
 
 interface ReplicaState {
   weights: Float32Array;
@@ -39,13 +41,7 @@ function ints(b: Uint8Array): Int32Array {
   return new Int32Array(new Uint8Array(b).buffer);
 }
 
-async function encodeState(
-  weights: Float32Array,
-  optimizer: Optimizer,
-  appliedStep: number,
-  hook: Uint8Array,
-): Promise<Uint8Array> {
-  const opt = await getOptimizerState(optimizer);
+function encodeState(weights: Float32Array, opt: OptimizerState, appliedStep: number, hook: Uint8Array): Uint8Array {
   return packPlain({
     weights: byteView(weights),
     appliedStep,
@@ -95,6 +91,10 @@ export class Replica {
   readonly hook: CommHook;
   /** Global step of the last update this replica applied; -1 before the first. */
   appliedStep = -1;
+  /** With optimizer.shard: the shard's update and slots, in place of the full optimizer's. */
+  readonly sharded?: ShardedOptimizer;
+  /** The sharded state gathered for the next encode() (a checkpoint's). */
+  private gathered?: OptimizerState;
   private scheduled: ScheduledOptimizer;
   /** Scratch for reading the parameters back (sync, checkpoints, hashes). */
   private readonly weights: Float32Array;
@@ -115,6 +115,7 @@ export class Replica {
       step.variables.map((v) => v.shape),
       { dtype: spec.allreduce.dtype, seed: spec.seed },
     );
+    if (spec.optimizer.shard) this.sharded = new ShardedOptimizer(step, spec);
   }
 
   get optimizer(): Optimizer {
@@ -124,7 +125,22 @@ export class Replica {
   /** The whole state as bytes (a checkpoint's state.bin). */
   async encode(): Promise<Uint8Array> {
     await this.step.getWeightsAsync(this.weights);
-    return encodeState(this.weights, this.optimizer, this.appliedStep, this.hook.state());
+    let opt: OptimizerState;
+    if (this.sharded) {
+      // Gathered by gatherState() on every member just before; absent: nothing applied yet.
+      opt = this.gathered ?? { entries: [] };
+      this.gathered = undefined;
+    } else opt = await getOptimizerState(this.optimizer);
+    return encodeState(this.weights, opt, this.appliedStep, this.hook.state());
+  }
+
+  /**
+   * With optimizer.shard, every member of `c` assembles the whole optimizer state (ops op … op +
+   * STATE_GATHER_OPS − 1) for the next encode(): a checkpoint's, on rank 0.
+   */
+  async gatherState(c: Collective, op: number, root = 0): Promise<void> {
+    if (!this.sharded) return;
+    this.gathered = await this.sharded.gather(c, op, this.appliedStep, root);
   }
 
   /**
@@ -136,6 +152,12 @@ export class Replica {
     const size = new Float32Array(1);
     const length = new Uint32Array(size.buffer);
     let state: Float32Array = new Float32Array(0);
+    // A sharded state is first assembled from the members' shards (of the generation before).
+    if (this.sharded) {
+      await this.gatherState(c, op, root);
+      op += STATE_GATHER_OPS;
+    }
+    const gathered = this.gathered;
     if (c.rank === root) {
       const bytes = await this.encode();
       length[0] = bytes.length;
@@ -149,7 +171,8 @@ export class Replica {
     if (c.rank !== root) {
       await this.apply(new Uint8Array(state.buffer, 0, length[0]), 'keep');
       await this.step.getWeightsAsync(this.weights);
-    }
+    } else this.sharded?.take(gathered);
+    this.gathered = undefined;
     return parameterHash(this.weights);
   }
 
@@ -179,6 +202,7 @@ export class Replica {
   restore(): boolean {
     if (!this.best) return false;
     this.step.setWeights(this.best);
+    this.sharded?.invalidate();
     return true;
   }
 
@@ -190,16 +214,19 @@ export class Replica {
   dispose(): void {
     this.loading.clear();
     this.scheduled.dispose();
+    this.sharded?.dispose();
   }
 
   private async apply(bytes: Uint8Array, residual: ResidualPolicy): Promise<void> {
     const state = decodeState(bytes, this.step.size);
     this.hook.load(state.hook, residual);
     this.step.setWeights(state.weights);
+    this.appliedStep = state.appliedStep;
+    // Split for this rank's shard at the next step, once the generation's layout is known.
+    if (this.sharded) return this.sharded.take(state.optimizer.entries.length > 0 ? state.optimizer : undefined);
     // tfjs replaces optimizer slots without freeing the old ones: restore into a fresh optimizer.
     this.scheduled.dispose();
     this.scheduled = createOptimizer(this.spec.optimizer);
     await setOptimizerState(this.optimizer, state.optimizer);
-    this.appliedStep = state.appliedStep;
   }
 }

@@ -18,6 +18,8 @@ import type { BatchBuffers } from './batch.js';
 import { yieldToEventLoop } from './evaluation.js';
 import type { JobData } from './job-data.js';
 import type { Replica } from './replica.js';
+import type { ShardedOptimizer } from './sharded-optimizer.js';
+import { shardedReduceAndApply } from './sharded-step.js';
 
 type StepCommand = Extract<Command, { type: 'step' }>;
 /** The stepDone report, less what the dispatcher adds (generation, rank, job, worker). */
@@ -79,9 +81,22 @@ export class TrainingStep {
     const { lossSum, gather, readback } = await this.gradients(cmd.epoch, start, count);
     const t1 = t0 + gather;
     const t2 = performance.now();
-    await replica.hook.reduce(this.grad, c, { op: cmd.op, signal });
-    const t3 = performance.now();
-    const { nonFinite, gradNorm } = this.update(cmd);
+    let t3: number;
+    let result: { nonFinite: boolean; gradNorm?: number };
+    if (replica.sharded) {
+      // The reduce-scatter, the update of the own shard and the parameters' all-gather interleave:
+      // allreduce counts the collective operations, apply the rest.
+      const sharded = replica as Replica & { sharded: ShardedOptimizer };
+      const collective = timedCollective(c);
+      result = await shardedReduceAndApply(sharded, this.o.spec, this.grad, collective, cmd, signal);
+      t3 = t2 + collective.ms();
+      this.applied(cmd, result.nonFinite);
+    } else {
+      await replica.hook.reduce(this.grad, c, { op: cmd.op, signal });
+      t3 = performance.now();
+      result = this.update(cmd);
+    }
+    const { nonFinite, gradNorm } = result;
     const hash = cmd.hash ? await replica.hash() : undefined;
     const t4 = performance.now();
     const timings = {
@@ -156,7 +171,7 @@ export class TrainingStep {
 
   /** Applies the reduced sum in this.grad, at the step's learning rate, or skips it for NaN or Inf. */
   private update(cmd: StepCommand): { nonFinite: boolean; gradNorm?: number } {
-    const { spec, replica, log } = this.o;
+    const { spec, replica } = this.o;
     setLearningRate(replica.optimizer, cmd.lr);
     // The reduced buffer is bit-identical on every rank, so every rank decides alike to skip.
     const { nonFinite, gradNorm } = replica.step.apply(this.grad, cmd.globalCount, replica.optimizer, {
@@ -164,8 +179,32 @@ export class TrainingStep {
       weightDecay: spec.optimizer.weightDecay,
       learningRate: cmd.lr,
     });
-    if (nonFinite) log.warn('NaN or Inf in the reduced gradient; update skipped', { step: cmd.step });
-    else replica.appliedStep = cmd.step;
+    this.applied(cmd, nonFinite);
     return { nonFinite, gradNorm };
   }
+
+  private applied(cmd: StepCommand, nonFinite: boolean): void {
+    if (nonFinite) this.o.log.warn('NaN or Inf in the reduced gradient; update skipped', { step: cmd.step });
+    else this.o.replica.appliedStep = cmd.step;
+  }
+}
+
+/** `c`, with the milliseconds its operations took added up (ms()). */
+function timedCollective(c: Collective): Collective & { ms(): number } {
+  let total = 0;
+  const timed =
+    <A extends unknown[]>(f: (...a: A) => Promise<void>) =>
+    async (...a: A) => {
+      const t = performance.now();
+      try {
+        await f(...a);
+      } finally {
+        total += performance.now() - t;
+      }
+    };
+  return Object.assign(Object.create(c) as Collective, {
+    reduceScatter: timed(c.reduceScatter.bind(c)),
+    allGather: timed(c.allGather.bind(c)),
+    ms: () => total,
+  });
 }

@@ -41,6 +41,12 @@ export interface Collective {
    */
   allReduce(buf: Float32Array, opts?: AllReduceOptions): Promise<void>;
   /**
+   * The all-reduce's first phase alone: afterwards this rank's block of `buf` (the allGather layout:
+   * [floor(r·L/N), floor((r+1)·L/N))) holds the sum over all ranks, bit for bit what allReduce leaves
+   * there (rounded to the wire format as allReduce's result is); the rest of `buf` is unspecified.
+   */
+  reduceScatter(buf: Float32Array, opts?: AllReduceOptions): Promise<void>;
+  /**
    * Every rank fills its own block of `buf` and ends holding every rank's block. Rank r's block is
    * [floor(r·L/N), floor((r+1)·L/N)) of the L elements (N equal blocks when N divides L); all ranks
    * pass the same length. Bytes are copied unchanged, so a block may carry integers viewed as floats.

@@ -3,7 +3,7 @@
 
 export type CollectivePhase = 'reduce-scatter' | 'all-gather' | 'broadcast';
 
-export type CollectiveOperation = 'allReduce' | 'allGather' | 'broadcast' | 'barrier';
+export type CollectiveOperation = 'allReduce' | 'reduceScatter' | 'allGather' | 'broadcast' | 'barrier';
 
 /** Chunks of one shard that one rank should have sent and did not. */
 export interface MissingChunks {

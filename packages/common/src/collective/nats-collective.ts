@@ -152,6 +152,10 @@ class NatsCollective implements Collective {
     await this.runAllReduce('allReduce', buf, opts);
   }
 
+  async reduceScatter(buf: Float32Array, opts: AllReduceOptions = {}): Promise<void> {
+    await this.runAllReduce('reduceScatter', buf, opts);
+  }
+
   async barrier(opts: OperationOptions = {}): Promise<void> {
     this.barrierBuf[0] = 1;
     await this.runAllReduce('barrier', this.barrierBuf, { ...opts, dtype: 'f32' });
@@ -263,7 +267,8 @@ class NatsCollective implements Collective {
       staging: this.workspace.staging((n - 1) * layout.maxShardLength),
       wire: dtype === 'f32' ? undefined : this.workspace.wire(buf.length),
       reducePending: n > 1 ? own.chunks : 0,
-      receivePending: layout.totalChunks - own.chunks,
+      // A reduce-scatter ends with the own shard reduced: no reduced shards to receive.
+      receivePending: operation === 'reduceScatter' ? 0 : layout.totalChunks - own.chunks,
     });
     // Every rank sums wire-rounded contributions, its own included, so the result does not depend
     // on which rank owns which shard.
@@ -459,6 +464,10 @@ class NatsCollective implements Collective {
     const body = encodeValues(op.dtype, values, op.wire?.subarray(offset, offset + count));
     // The owner keeps exactly what it sends, so its replica matches the peers' bit for bit.
     if (op.dtype !== 'f32') decodeValues(op.dtype, body, values);
+    if (op.operation === 'reduceScatter') {
+      op.reducePending--;
+      return;
+    }
     try {
       this.publisher.send(
         this.subjects.ag[this.rank],

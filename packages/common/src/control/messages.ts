@@ -112,8 +112,11 @@ export const commandSchema = z.discriminatedUnion('type', [
     instance: z.string().max(64),
     dropped: z.array(workerId).max(4096).optional(),
   }),
-  /** Rank 0 ships its state to the coordinator as artifact chunks named state.bin (a checkpoint). */
-  z.object({ ...base, type: z.literal('checkpoint'), gen: int, id: int }),
+  /**
+   * Rank 0 ships its state to the coordinator as artifact chunks named state.bin (a checkpoint). With
+   * `op` (optimizer.shard), every member first gathers the optimizer's shards with ops from `op` on.
+   */
+  z.object({ ...base, type: z.literal('checkpoint'), gen: int, id: int, op: int.optional() }),
   /** One chunk of a state every member loads (resuming from a checkpoint). */
   z.object({ ...base, type: z.literal('load'), gen: int, id: int, ...chunkFields }),
   z.object({

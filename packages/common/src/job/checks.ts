@@ -40,6 +40,17 @@ export function checkCrossFieldRules(spec: unknown, ctx: z.core.$RefinementCtx):
     }
   });
 
+  const hook = isRecord(spec.allreduce) ? spec.allreduce.compression : undefined;
+  const hookType = isRecord(hook) ? hook.type : hook;
+  if (isRecord(spec.optimizer) && spec.optimizer.shard === true && (hookType === 'topk' || hookType === 'powersgd')) {
+    add(
+      ['optimizer', 'shard'],
+      `got shard: true with allreduce.compression ${show(hookType)}; a sharded optimizer updates each shard from ` +
+        `a plain reduce-scatter of the gradient, which ${show(hookType)} is not (it reduces a compressed ` +
+        `approximation with error feedback). Use compression none, f16 or bf16, or set optimizer.shard to false`,
+    );
+  }
+
   const early = spec.earlyStopping;
   if (isRecord(early) && typeof early.monitor === 'string') {
     const monitor = early.monitor;

@@ -28,6 +28,11 @@ const shared = {
   weightDecay: z.number().min(0).default(0),
   /** Scales the mean gradient down to this global L2 norm when it is larger. */
   clipNorm: z.number().positive().optional(),
+  /**
+   * ZeRO stage 1: each worker keeps the optimizer slots of its shard of the parameters only, updates
+   * that shard and all-gathers the updated parameters (instead of the reduced gradient).
+   */
+  shard: z.boolean().default(false),
 };
 const fraction = z.number().min(0).lt(1);
 const epsilon = z.number().positive().default(1e-7);

@@ -43,10 +43,11 @@ export class GradientStep {
   readonly variables: readonly tf.Variable[];
   /** Floats in a flattened gradient or weight buffer. */
   readonly size: number;
-  private readonly offsets: number[];
   private readonly named: { name: string; tensor: tf.Tensor }[];
   /** Which variables weight decay shrinks: matrices and embeddings, as AdamW and GPT-2 do. */
-  private readonly decays: boolean[];
+  readonly decays: readonly boolean[];
+  /** Where each variable starts in a flattened buffer. */
+  readonly offsets: readonly number[];
   /** The mean gradient on the host, uploaded once per variable; the reduced sum stays as it was. */
   private readonly mean: Float32Array;
 

@@ -4,3 +4,5 @@ export * from './parameters.js';
 export * from './optimizers.js';
 export * from './optimizer-state.js';
 export * from './evaluate.js';
+export * from './sharded-update.js';
+export * from './sharded-state.js';
