@@ -158,6 +158,30 @@ describe('errors', () => {
     ]);
   });
 
+  it('refuse a sharded optimizer with a compression that is not a plain reduce-scatter', () => {
+    for (const compression of ['topk', 'powersgd']) {
+      const lines = problems({
+        ...minimal(),
+        optimizer: { type: 'adam', learningRate: 0.1, shard: true },
+        allreduce: { compression },
+      });
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(
+        new RegExp(`^x\\.yaml: optimizer\\.shard: got shard: true with allreduce\\.compression "${compression}"`),
+      );
+      expect(lines[0]).toContain('Use compression none, f16 or bf16, or set optimizer.shard to false');
+    }
+    for (const compression of ['none', 'f16', 'bf16']) {
+      const spec = {
+        ...minimal(),
+        optimizer: { type: 'adam', learningRate: 0.1, shard: true },
+        allreduce: { compression },
+      };
+      expect(validateJobSpec(spec, 'x.yaml', { baseDir: '/jobs' }).optimizer.shard).toBe(true);
+    }
+    expect(validateJobSpec(minimal(), 'x.yaml', { baseDir: '/jobs' }).optimizer.shard).toBe(false);
+  });
+
   it('turn unknown keys into errors with the likely intended key', () => {
     expect(problems({ ...minimal(), epoch: 3, optimizer: { type: 'sgd', learningrate: 0.1 } })).toEqual([
       'x.yaml: optimizer.learningRate: required but missing; expected a number',

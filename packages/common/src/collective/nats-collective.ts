@@ -34,7 +34,17 @@ import {
 import { FutureQueue } from './future-queue.js';
 import { readInboundChunk, type ChunkKind, type InboundChunk, type ReceiverLimits } from './inbound-chunk.js';
 import { chunkBytesFor, chunkElementsFor, chunkRange, computeLayout, type CollectiveLayout } from './layout.js';
-import { createOp, failOp, matchChunk, missingChunks, settleIfDone, type ActiveOp } from './operation.js';
+import {
+  abortReason,
+  createOp,
+  createReceivingOp,
+  failOp,
+  matchChunk,
+  missingChunks,
+  nextOpId,
+  settleIfDone,
+  type ActiveOp,
+} from './operation.js';
 import { natsCollectiveOptionsSchema, type NatsCollectiveOptions, type NatsCollectiveSettings } from './options.js';
 import { stagingSlot, sumInRankOrder } from './rank-order-sum.js';
 import { RankSubjects } from './rank-subjects.js';
@@ -168,20 +178,13 @@ class NatsCollective implements Collective {
     const r = this.rank;
     const layout = this.layoutFor(buf, this.worldSize, 'f32');
     const own = layout.shards[r];
-    const op = createOp({
+    const op = createReceivingOp({
       operation: 'allGather',
       id,
       buf,
-      dtype: 'f32',
       timeoutMs: this.timeoutOf(opts.timeoutMs),
       layout,
       root: -1,
-      contributed: new Uint8Array(0),
-      contributions: new Uint32Array(0),
-      received: new Uint8Array(layout.totalChunks),
-      staging: new Float32Array(0),
-      wire: undefined,
-      reducePending: 0,
       receivePending: layout.totalChunks - own.chunks,
     });
     await this.run(op, opts.signal, () => this.publishBlock(op, r, this.subjects.ag[r], this.publisher.paced(op)));
@@ -194,20 +197,13 @@ class NatsCollective implements Collective {
     }
     const id = this.nextOpId('broadcast', buf, opts.op);
     const layout = this.layoutFor(buf, 1, 'f32');
-    const op = createOp({
+    const op = createReceivingOp({
       operation: 'broadcast',
       id,
       buf,
-      dtype: 'f32',
       timeoutMs: this.timeoutOf(opts.timeoutMs),
       layout,
       root,
-      contributed: new Uint8Array(0),
-      contributions: new Uint32Array(0),
-      received: new Uint8Array(layout.totalChunks),
-      staging: new Float32Array(0),
-      wire: undefined,
-      reducePending: 0,
       receivePending: root === this.rank ? 0 : layout.totalChunks,
     });
     await this.run(op, opts.signal, async () => {
@@ -294,23 +290,8 @@ class NatsCollective implements Collective {
   }
 
   private nextOpId(operation: CollectiveOperation, buf: Float32Array, requested: number | undefined): number {
-    if (this.closed)
-      throw new Error(`cannot run ${operation}: the collective of generation ${this.generation} is closed`);
-    if (!(buf instanceof Float32Array)) {
-      throw new TypeError(`${operation} expects a Float32Array, got ${Object.prototype.toString.call(buf)}`);
-    }
-    if (this.current) {
-      throw new Error(
-        `cannot start ${operation} while ${this.current.operation} op ${this.current.id} is in flight; await each collective call before the next`,
-      );
-    }
-    const id = requested ?? this.lastStarted + 1;
-    if (!Number.isSafeInteger(id) || id <= this.lastStarted) {
-      throw new RangeError(
-        `expected ${operation} op id > ${this.lastStarted} (op ids strictly increase and match on every rank), got ${id}`,
-      );
-    }
-    return id;
+    const { closed, generation, current, lastStarted } = this;
+    return nextOpId(operation, buf, requested, { closed, generation, current, lastStarted });
   }
 
   /** Shards of `buf` for `worldSize` ranks, in chunks as large as the settings and the server allow. */
@@ -500,10 +481,4 @@ class NatsCollective implements Collective {
       this.log.error('the message observer threw', { reason, subject, error: err });
     }
   }
-}
-
-function abortReason(signal: AbortSignal): string {
-  const r: unknown = signal.reason;
-  if (r instanceof Error) return r.message;
-  return r === undefined ? 'the abort signal fired' : String(r);
 }

@@ -52,6 +52,61 @@ export function createOp(fields: OpFields): ActiveOp {
   return { ...fields, publishing: true, settled: false, done, resolve, reject };
 }
 
+/**
+ * An operation that only receives chunks as they were sent (allGather, broadcast): f32, with nothing
+ * to reduce or stage.
+ */
+export function createReceivingOp(
+  fields: Pick<OpFields, 'operation' | 'id' | 'buf' | 'timeoutMs' | 'layout' | 'root' | 'receivePending'>,
+): ActiveOp {
+  return createOp({
+    ...fields,
+    dtype: 'f32',
+    contributed: new Uint8Array(0),
+    contributions: new Uint32Array(0),
+    received: new Uint8Array(fields.layout.totalChunks),
+    staging: new Float32Array(0),
+    wire: undefined,
+    reducePending: 0,
+  });
+}
+
+/**
+ * The id of an operation about to start on a collective in the state given: the requested one or
+ * the next; throws, saying why, when the operation cannot start.
+ */
+export function nextOpId(
+  operation: CollectiveOperation,
+  buf: Float32Array,
+  requested: number | undefined,
+  state: { closed: boolean; generation: number; current?: ActiveOp; lastStarted: number },
+): number {
+  if (state.closed)
+    throw new Error(`cannot run ${operation}: the collective of generation ${state.generation} is closed`);
+  if (!(buf instanceof Float32Array)) {
+    throw new TypeError(`${operation} expects a Float32Array, got ${Object.prototype.toString.call(buf)}`);
+  }
+  if (state.current) {
+    throw new Error(
+      `cannot start ${operation} while ${state.current.operation} op ${state.current.id} is in flight; await each collective call before the next`,
+    );
+  }
+  const id = requested ?? state.lastStarted + 1;
+  if (!Number.isSafeInteger(id) || id <= state.lastStarted) {
+    throw new RangeError(
+      `expected ${operation} op id > ${state.lastStarted} (op ids strictly increase and match on every rank), got ${id}`,
+    );
+  }
+  return id;
+}
+
+/** Why an abort signal fired, for the error that names the operation it failed. */
+export function abortReason(signal: AbortSignal): string {
+  const r: unknown = signal.reason;
+  if (r instanceof Error) return r.message;
+  return r === undefined ? 'the abort signal fired' : String(r);
+}
+
 /** Resolves `op` when nothing is left to publish, reduce or receive. */
 export function settleIfDone(op: ActiveOp): void {
   if (op.settled || op.publishing || op.reducePending > 0 || op.receivePending > 0) return;
