@@ -35,6 +35,9 @@ const OPERATIONAL_FIELDS = [
 export function specHash(spec: JobSpec): string {
   const relevant: Record<string, unknown> = { ...spec };
   for (const f of OPERATIONAL_FIELDS) delete relevant[f];
+  // Whether the optimizer is sharded says how the update is spread over the workers, not what it
+  // computes: a checkpoint holds the unsharded form either way and resumes sharded or not.
+  relevant.optimizer = { ...spec.optimizer, shard: undefined };
   return createHash('sha256')
     .update(JSON.stringify(canonical(relevant)))
     .digest('hex');
