@@ -87,6 +87,7 @@ describe('defaults', () => {
       scaleWithWorldSize: false,
       warmupSteps: 0,
       weightDecay: 0,
+      shard: false,
     });
     expect(spec.output).toBe(resolve('runs', 'tiny'));
   });
@@ -192,7 +193,7 @@ describe('errors', () => {
 
   it('list the allowed keys when no key is close, e.g. a setting of another optimizer', () => {
     expect(problems({ ...minimal(), optimizer: { type: 'sgd', learningRate: 0.1, beta1: 0.9 } })).toEqual([
-      'x.yaml: optimizer.beta1: unknown key for type "sgd"; allowed keys are type, learningRate, scaleWithWorldSize, warmupSteps, schedule, weightDecay, clipNorm',
+      'x.yaml: optimizer.beta1: unknown key for type "sgd"; allowed keys are type, learningRate, scaleWithWorldSize, warmupSteps, schedule, weightDecay, clipNorm, shard',
     ]);
   });
 

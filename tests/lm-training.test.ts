@@ -198,6 +198,7 @@ describe('the learning-rate schedule', () => {
     warmupSteps: 10,
     schedule: { type: 'cosine', minLearningRate: 0.01 },
     weightDecay: 0,
+    shard: false,
   };
 
   it('warms up linearly, then falls along half a cosine to the minimum over the job', () => {
