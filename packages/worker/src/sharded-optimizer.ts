@@ -3,8 +3,9 @@
 // optimizer state in the unsharded form while the slots are not sharded yet (a state just loaded or
 // synced: it is split for this rank's shard at the next step, whatever the world size now).
 //
-// Gathering the state (for a checkpoint or a new generation): every member says which elements of
-// the slots it holds, at which applied step; the members that hold the root's step must tile the
+// Gathering the state (for a checkpoint or a new generation): an update a failed step left open
+// stands or is undone by the root's applied step, then every member says which elements of the
+// slots it holds, at which step; the members that hold the root's step must tile the
 // buffer, and one all-reduce per slot kind assembles it (the others add -0, the exact identity of
 // float addition, so the bits are the holders'). Checkpoints are gathered at checkpoint time rather
 // than written per shard: the coordinator keeps one state file, and any world size (or an unsharded
@@ -34,6 +35,12 @@ export class ShardedOptimizer {
   /** The unsharded-form state to split at the next step; undefined once split (or when fresh). */
   private pending?: OptimizerState;
   private paramsStale = true;
+  /**
+   * The step of an update left open by a step that failed after it: it stands if that step was
+   * applied on any rank (its parameters' all-gather completed there, so every rank updated its
+   * shard) and is rolled back otherwise; the next sync decides, from the root's applied step.
+   */
+  private openStep = -1;
 
   constructor(
     private readonly step: GradientStep,
@@ -58,6 +65,8 @@ export class ShardedOptimizer {
 
   /** The shard's update for `c`'s layout, with the host parameters current. */
   async prepare(c: Collective): Promise<ShardedUpdate> {
+    // A step redone without a sync in between: nothing of the failed attempt stands.
+    this.settle(Number.NaN);
     let u = this.update;
     if (!u || u.rank !== c.rank || u.worldSize !== c.worldSize) {
       if (u && !this.pending) {
@@ -81,10 +90,18 @@ export class ShardedOptimizer {
     return u;
   }
 
-  /** A step failed after the update: the shard is rolled back, the host parameters reread. */
-  failed(): void {
-    this.update?.rollback();
+  /** Step `step` failed after the update: it stays open for the next sync; the host parameters are reread. */
+  failed(step: number): void {
+    this.openStep = step;
     this.paramsStale = true;
+  }
+
+  /** The step applied everywhere (`applied`) decides an open update: it stands, or it is undone. */
+  private settle(applied: number): void {
+    if (this.openStep < 0) return;
+    if (this.openStep === applied) this.update?.commit();
+    else this.update?.rollback();
+    this.openStep = -1;
   }
 
   get optimizer(): Optimizer | undefined {
@@ -97,19 +114,32 @@ export class ShardedOptimizer {
    * Undefined when the root has applied nothing (a fresh optimizer).
    */
   async gather(c: Collective, op: number, appliedStep: number, root: number): Promise<OptimizerState | undefined> {
-    const own = await this.heldState();
     const L = this.step.size;
     const table = new Float32Array(META * c.worldSize);
     const ints = new Int32Array(table.buffer);
-    ints.set([appliedStep, own?.start ?? 0, own?.end ?? 0, own?.slots.length ?? 0], META * c.rank);
+    ints.set([appliedStep, this.openStep], META * c.rank);
     await c.allGather(table, { op });
-    const at = (r: number, k: number) => ints[META * r + k];
-    const step = at(root, 0);
+    const step = ints[META * root];
+    this.settle(step);
+    const own = await this.heldState();
+    const held = new Float32Array(META * c.worldSize);
+    const heldInts = new Int32Array(held.buffer);
+    heldInts.set(
+      [
+        Math.max(appliedStep, ints[META * c.rank + 1] === step ? step : -1),
+        own?.start ?? 0,
+        own?.end ?? 0,
+        own?.slots.length ?? 0,
+      ],
+      META * c.rank,
+    );
+    await c.allGather(held, { op: op + 1 });
+    const at = (r: number, k: number) => heldInts[META * r + k];
     if (step < 0) return undefined;
     const kinds = at(root, 3);
     // No slots (SGD): nothing to lose with a worker; the counters are the root's.
     if (kinds === 0) return own ? toVariableState(own.scalars, [], this.step) : { entries: [] };
-    if (kinds > STATE_GATHER_OPS - 1) throw new Error(`an optimizer with ${kinds} slot kinds cannot be gathered`);
+    if (kinds > STATE_GATHER_OPS - 2) throw new Error(`an optimizer with ${kinds} slot kinds cannot be gathered`);
     const holders = [...Array(c.worldSize).keys()].filter((r) => at(r, 0) === step && at(r, 2) > at(r, 1));
     // One holder of the whole buffer is enough; otherwise the holders' shards must tile it.
     const whole = holders.find((r) => at(r, 1) === 0 && at(r, 2) === L);
@@ -131,7 +161,7 @@ export class ShardedOptimizer {
     for (let k = 0; k < kinds; k++) {
       const values = new Float32Array(L).fill(-0);
       if (mine) values.set(mine.slots[k].values, mine.start);
-      await c.allReduce(values, { op: op + 1 + k, dtype: 'f32' });
+      await c.allReduce(values, { op: op + 2 + k, dtype: 'f32' });
       slots.push({ suffix: mine?.slots[k].suffix ?? '', values });
     }
     // Suffixes only name the slots; a replica that held none takes tfjs's by position on restore.

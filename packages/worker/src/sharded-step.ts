@@ -17,6 +17,7 @@ import type { Replica } from './replica.js';
 import type { ShardedOptimizer } from './sharded-optimizer.js';
 
 export interface ShardedStepCommand {
+  step: number;
   op: number;
   lr: number;
   globalCount: number;
@@ -30,7 +31,8 @@ function wireDtype(spec: JobSpec): WireDtype {
 
 /**
  * Reduces `grad` (this rank's gradient sum; unspecified afterwards) and applies the step; rejects
- * with the parameters and the shard's slots as they were when an operation fails.
+ * with the parameters as they were when an operation fails, the shard's update left open for the
+ * next sync to keep (the step was applied on another rank) or undo.
  */
 export async function shardedReduceAndApply(
   replica: Replica & { sharded: ShardedOptimizer },
@@ -60,7 +62,7 @@ export async function shardedReduceAndApply(
     update.commit();
     return { nonFinite: false, gradNorm };
   } catch (err) {
-    sharded.failed();
+    sharded.failed(cmd.step);
     throw err;
   }
 }

@@ -8,9 +8,10 @@ import type { OptimizerState, OptimizerStateEntry } from './optimizer-state.js';
 
 /**
  * Operation ids a sharded optimizer's state gather takes (a sync or checkpoint of a job with
- * optimizer.shard): the table of what each member holds, then one all-reduce per slot kind.
+ * optimizer.shard): the members' applied steps, the table of what each holds, then one all-reduce
+ * per slot kind (at most 3: RMSProp, centered).
  */
-export const STATE_GATHER_OPS = 4;
+export const STATE_GATHER_OPS = 5;
 
 /** Scalars and fields (iteration count, Adam's accBeta) that every rank holds alike. */
 function isScalar(e: OptimizerStateEntry): boolean {
