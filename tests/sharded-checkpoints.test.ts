@@ -2,15 +2,18 @@
 // every shard's slots (gathered at checkpoint time, in the unsharded form), so 2 sharded workers
 // resuming from it re-shard the slots exactly and end where 2 unsharded workers resuming from the
 // same checkpoint end; and a worker that joins a sharded job mid-run takes its shard's slots from
-// the generation's sync, the replicas staying bit-identical at every step.
+// the generation's sync, the replicas staying bit-identical at every step. A worker killed mid-run
+// takes its shard's slots with it: training goes back to the last checkpoint with the survivors and
+// completes, every sample trained once per epoch.
 import { cp, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLocalCluster } from 'tfjs-ddp';
 import { floatsOf, parseJobSpec, unpackPlain, type JobSpec } from '@tfjs-ddp/common';
 import type { JobSummary } from '@tfjs-ddp/coordinator';
 import { uncoveredOrRepeated } from './support/coverage.js';
 import { startInProcessJob } from './support/in-process.js';
-import { compareParameters, savedWeights, tempDir, type TempDir } from './support/jobs.js';
+import { compareParameters, savedWeights, tempDir, writeJob, type TempDir } from './support/jobs.js';
 import { startNats, type NatsFixture } from './support/nats.js';
 
 const TRAIN = 400;
@@ -112,5 +115,29 @@ describe('sharded optimizer state in checkpoints and generations', () => {
     expect(summary.steps).toBe(EPOCHS * (TRAIN / BATCH));
     expect(uncoveredOrRepeated(summary.committed, EPOCHS, TRAIN)).toEqual([]);
     expect(summary.epochs[1].trainLoss).toBeLessThan(summary.epochs[0].trainLoss);
+  }, 120_000);
+
+  it('goes back to the last checkpoint when a worker is killed, and completes with every sample once', async () => {
+    const s = spec('killed', true, { min: 2, max: 3 }, join(dir.path, 'killed-ckpt'));
+    const file = await writeJob(dir.path, 'killed', {
+      ...s,
+      faults: { heartbeatTimeoutMs: 2000, rejoinTimeoutMs: 20000 },
+    });
+    const cluster = await startLocalCluster({ job: file, workers: 3, nats: nats.url, onWorkerOutput: () => {} });
+    let killed = false;
+    cluster.events.on('progress', (p) => {
+      if (p.globalStep >= 13 && !killed) {
+        killed = true;
+        cluster.killWorker(1);
+      }
+    });
+    const summary = await cluster.result().finally(() => cluster.stop());
+    expect(killed).toBe(true);
+    expect(summary.steps).toBe(EPOCHS * (TRAIN / BATCH));
+    expect(uncoveredOrRepeated(summary.committed, EPOCHS, TRAIN)).toEqual([]);
+    const last = summary.generations.at(-1)!;
+    expect(last.members).toHaveLength(2);
+    expect(last.reason).toMatch(/^resumed from .*ckpt-00000000(10|15)$/);
+    for (const g of summary.generations) expect(new Set(g.hashes).size, g.reason).toBe(1);
   }, 120_000);
 });

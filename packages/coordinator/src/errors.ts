@@ -14,3 +14,11 @@ export class StepFailedError extends JobFailedError {
     super(message);
   }
 }
+
+/**
+ * With optimizer.shard, a worker that held a shard's optimizer slots left: the state cannot be
+ * assembled, and training goes back to the last checkpoint (which holds every shard's slots).
+ */
+export class ShardStateLostError extends JobFailedError {
+  override name = 'ShardStateLostError';
+}

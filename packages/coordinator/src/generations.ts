@@ -5,7 +5,7 @@
 import type { EventEmitter } from 'node:events';
 import { splitChunks, STATE_GATHER_OPS, type JobSpec, type Logger, type Report } from '@tfjs-ddp/common';
 import type { ControlPlane } from './control.js';
-import { JobFailedError } from './errors.js';
+import { JobFailedError, ShardStateLostError } from './errors.js';
 import type { Membership } from './membership.js';
 import type { GenerationRecord } from './summary.js';
 
@@ -46,6 +46,7 @@ export class Generations {
    */
   async form(step: number, reason: string, load?: Uint8Array): Promise<number> {
     const { control, membership, spec } = this.o;
+    const before = [...membership.members];
     const gen = membership.next();
     const members = membership.members;
     const joined = control.collect(
@@ -58,6 +59,7 @@ export class Generations {
     let root = 0;
     for (const [rank, r] of joins) if (r.appliedStep > (joins.get(root)?.appliedStep ?? -1)) root = rank;
     const appliedStep = load ? step - 1 : (joins.get(root)?.appliedStep ?? -1);
+    if (!load) this.checkShardsHeld(before, members, joins, appliedStep);
     const reports = load
       ? await this.untilReady('loading the checkpoint', async () => {
           const id = control.takeId();
@@ -85,6 +87,29 @@ export class Generations {
     this.o.setStatus({ generation: gen, worldSize: members.length, members });
     this.o.events.emit('generation', { generation: gen, worldSize: members.length, step });
     return appliedStep;
+  }
+
+  /**
+   * With optimizer.shard (and an optimizer with slots), every member of the generation before must
+   * still be here with its state: it alone held its shard's slots. A member gone, or back without
+   * its state (restarted), loses them: ShardStateLostError sends training back to a checkpoint.
+   */
+  private checkShardsHeld(
+    before: readonly string[],
+    members: readonly string[],
+    joins: Map<number, Extract<Report, { type: 'joined' }>>,
+    applied: number,
+  ): void {
+    const { spec } = this.o;
+    if (!spec.optimizer.shard || spec.optimizer.type === 'sgd' || applied < 0) return;
+    const stepOf = new Map([...joins.values()].map((j) => [j.workerId, j.appliedStep]));
+    // A survivor of a step that failed after its update may be one step behind: it holds that update open.
+    const lost = before.filter((id) => !members.includes(id) || (stepOf.get(id) ?? -1) < applied - 1);
+    if (lost.length === 0) return;
+    throw new ShardStateLostError(
+      `the optimizer slots of the shards held by ${lost.join(', ')} were lost with ${lost.length > 1 ? 'them' : 'it'} ` +
+        `(optimizer.shard keeps each shard's slots on one worker only)`,
+    );
   }
 
   /** Registered workers that are not members yet (newcomers, restarted workers) join at a step boundary. */

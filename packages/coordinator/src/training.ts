@@ -8,6 +8,7 @@ import { DataPlan, isLanguageModelJob, type JobSpec, type Logger } from '@tfjs-d
 import type { Rank0Files } from './artifacts.js';
 import { BestWeights } from './best-weights.js';
 import type { Checkpointing } from './checkpointing.js';
+import { JobFailedError, ShardStateLostError } from './errors.js';
 import type { ControlPlane } from './control.js';
 import { EarlyStopping } from './early-stopping.js';
 import { evaluateSplit } from './evaluation.js';
@@ -40,8 +41,37 @@ export interface TrainingOptions {
   log: Logger;
 }
 
-/** Trains the job to its end; `started` is when the coordinator started (performance.now()). */
+/** Times training goes back to a checkpoint after a sharded optimizer's state was lost, before the job fails. */
+const MAX_SHARD_RESTARTS = 8;
+
+/**
+ * Trains the job to its end; `started` is when the coordinator started (performance.now()). A sharded
+ * optimizer's state lost with a worker sends training back to the last checkpoint, as a restarted
+ * coordinator would resume: the data plan, progress and committed samples are the checkpoint's, so
+ * every sample is still trained once per epoch.
+ */
 export async function train(o: TrainingOptions, started: number): Promise<JobSummary> {
+  for (let restarts = 0; ; restarts++) {
+    try {
+      return await trainFromCheckpoint(o, started);
+    } catch (err) {
+      const last = o.checkpointing.last;
+      if (!(err instanceof ShardStateLostError) || restarts >= MAX_SHARD_RESTARTS) throw err;
+      if (!last) {
+        throw new JobFailedError(
+          `${err.message}, and there is no checkpoint to go back to; set checkpoint.everySteps, or optimizer.shard: false to survive losing workers`,
+          { cause: err },
+        );
+      }
+      o.log.warn('sharded optimizer state lost; going back to the last checkpoint', {
+        checkpoint: last,
+        reason: err.message,
+      });
+    }
+  }
+}
+
+async function trainFromCheckpoint(o: TrainingOptions, started: number): Promise<JobSummary> {
   const { spec, membership, generations, recovery, checkpointing, log } = o;
   const sizes = membership.sizes();
   const plan = new DataPlan({ size: sizes.train, batchSize: spec.batchSize, seed: spec.seed });

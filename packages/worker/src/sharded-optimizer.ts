@@ -59,6 +59,7 @@ export class ShardedOptimizer {
   take(state: OptimizerState | undefined): void {
     this.update?.dispose();
     this.update = undefined;
+    this.openStep = -1;
     this.pending = state;
     this.invalidate();
   }
