@@ -3,8 +3,9 @@
 // 1-D variable with one tfjs optimizer over it, so the optimizer's slots cover the shard only. Every
 // optimizer tfjs has is elementwise, so its math on the flat shard is the math on the shaped
 // variables; decoupled weight decay takes a per-element mask of the variables that decay. An update
-// stays open until the step's parameter all-gather succeeded: a failed step rolls the slots back,
-// so a redone step does not advance them twice (DESIGN §3.4).
+// stays open until the step's parameter all-gather succeeded: a failed step can roll the slots back
+// (from a copy on the host, so the device holds one set of slots), so a redone step does not
+// advance them twice (DESIGN §3.4).
 import * as tf from '@tensorflow/tfjs';
 import type { ApplyOptions, GradientStep } from './gradient-step.js';
 import { createOptimizer, type OptimizerSpecInput, type ScheduledOptimizer } from './optimizers.js';
@@ -54,7 +55,10 @@ export function combineShardStats(stats: Float32Array, worldSize: number): { squ
 }
 
 interface OpenUpdate {
-  clones: [tf.Variable, tf.Tensor][];
+  /** The optimizer's slots as they were, on the host: device memory is what sharding saves. */
+  slots: [tf.Variable, Float32Array][];
+  /** Its scalar fields (Adam's accBeta), as clones. */
+  fields: [tf.Variable, tf.Tensor][];
   iterations: number;
   /** Whether the optimizer had created its slots: the first update creates them. */
   hadSlots: boolean;
@@ -65,8 +69,8 @@ export class ShardedUpdate {
   readonly end: number;
   readonly flat: tf.Variable;
   private scheduled: ScheduledOptimizer;
-  /** Which elements of the shard weight decay shrinks (GradientStep.decays, per element). */
-  private readonly decayMask: tf.Tensor;
+  /** Which elements of the shard weight decay shrinks (GradientStep.decays, per element); made on first use. */
+  private decayMask?: tf.Tensor;
   private readonly mean: Float32Array;
   private open?: OpenUpdate;
   /** The shard variable no longer holds the model's parameters (they were set from elsewhere). */
@@ -83,14 +87,6 @@ export class ShardedUpdate {
     this.flat = tf.variable(tf.zeros([length], 'float32'), true, `ddp-shard-${rank}-of-${worldSize}-${uid()}`);
     this.scheduled = createOptimizer(spec);
     this.mean = new Float32Array(length);
-    const mask = new Uint8Array(length);
-    step.variables.forEach((v, i) => {
-      if (!step.decays[i]) return;
-      const from = Math.max(step.offsets[i], this.start);
-      const to = Math.min(step.offsets[i] + v.size, this.end);
-      if (to > from) mask.fill(1, from - this.start, to - this.start);
-    });
-    this.decayMask = tf.tensor(mask, [length], 'bool');
   }
 
   get optimizer(): tf.Optimizer {
@@ -144,7 +140,7 @@ export class ShardedUpdate {
     tf.tidy(() => {
       if (decay > 0) {
         const keep = tf.scalar(1 - (options.learningRate as number) * decay, 'float32');
-        this.flat.assign(tf.where(this.decayMask, tf.mul(this.flat, keep), this.flat));
+        this.flat.assign(tf.where(this.mask(), tf.mul(this.flat, keep), this.flat));
       }
       const grad = tf.tensor(this.mean, [this.mean.length], 'float32');
       this.optimizer.applyGradients([{ name: this.flat.name, tensor: grad }]);
@@ -157,16 +153,21 @@ export class ShardedUpdate {
   commit(): void {
     const open = this.open;
     this.open = undefined;
-    if (open) tf.dispose(open.clones.map(([, clone]) => clone));
+    if (open) tf.dispose(open.fields.map(([, clone]) => clone));
   }
 
-  /** The step failed: slots, counters and the shard go back to where the update found them. */
+  /**
+   * The step failed: slots and counters go back to where the update found them; the shard is
+   * taken from the parameters again at the next apply (the caller rereads them from the model).
+   */
   rollback(): void {
     const open = this.open;
     this.open = undefined;
     if (!open) return;
-    for (const [variable, clone] of open.clones) variable.assign(clone);
-    tf.dispose(open.clones.map(([, clone]) => clone));
+    this.stale = true;
+    for (const [variable, values] of open.slots) tf.tidy(() => variable.assign(tf.tensor(values, variable.shape)));
+    for (const [variable, clone] of open.fields) variable.assign(clone);
+    tf.dispose(open.fields.map(([, clone]) => clone));
     // Slots the failed update created: a fresh optimizer has none, as before it.
     if (!open.hadSlots) this.resetOptimizer();
     else (this.optimizer as unknown as { iterations_: number }).iterations_ = open.iterations;
@@ -175,28 +176,38 @@ export class ShardedUpdate {
   dispose(): void {
     this.rollback();
     this.scheduled.dispose();
-    tf.dispose([this.flat, this.decayMask]);
+    tf.dispose([this.flat, ...(this.decayMask ? [this.decayMask] : [])]);
   }
 
-  /**
-   * Clones of every variable the update assigns (the shard, the optimizer's slots and fields such
-   * as Adam's accBeta): a clone shares the old buffer, which assign() replaces rather than writes,
-   * so keeping it costs the old buffers' lifetime, not a copy.
-   */
+  private mask(): tf.Tensor {
+    if (this.decayMask) return this.decayMask;
+    const length = this.end - this.start;
+    const mask = new Uint8Array(length);
+    this.step.variables.forEach((v, i) => {
+      if (!this.step.decays[i]) return;
+      const from = Math.max(this.step.offsets[i], this.start);
+      const to = Math.min(this.step.offsets[i] + v.size, this.end);
+      if (to > from) mask.fill(1, from - this.start, to - this.start);
+    });
+    this.decayMask = tf.keep(tf.tensor(mask, [length], 'bool'));
+    return this.decayMask;
+  }
+
+  /** What the update is about to change: the slots (copied to the host) and the scalar fields. */
   private async begin(): Promise<OpenUpdate> {
     const optimizer = this.optimizer;
     const weights = await optimizer.getWeights();
-    const variables = new Set<tf.Variable>([this.flat]);
-    const hadSlots = weights.some((w) => w.tensor instanceof tf.Variable);
+    const slots: [tf.Variable, Float32Array][] = [];
     for (const w of weights) {
-      if (w.tensor instanceof tf.Variable) variables.add(w.tensor);
+      if (w.tensor instanceof tf.Variable) slots.push([w.tensor, ((await w.tensor.data()) as Float32Array).slice()]);
       else w.tensor.dispose();
     }
-    for (const value of Object.values(optimizer)) if (value instanceof tf.Variable) variables.add(value);
+    const fields = Object.values(optimizer).filter((v): v is tf.Variable => v instanceof tf.Variable);
     return {
-      clones: [...variables].map((v) => [v, tf.clone(v)]),
+      slots,
+      fields: fields.map((v) => [v, tf.clone(v)]),
       iterations: (optimizer as unknown as { iterations_: number }).iterations_,
-      hadSlots,
+      hadSlots: slots.length > 0,
     };
   }
 }
