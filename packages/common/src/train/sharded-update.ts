@@ -84,7 +84,10 @@ export class ShardedUpdate {
   ) {
     ({ start: this.start, end: this.end } = shardRange(step.size, rank, worldSize));
     const length = this.end - this.start;
-    this.flat = tf.variable(tf.zeros([length], 'float32'), true, `ddp-shard-${rank}-of-${worldSize}-${uid()}`);
+    // tf.variable keeps its initial value's buffer alive besides its own: free it.
+    const zeros = tf.zeros([length], 'float32');
+    this.flat = tf.variable(zeros, true, `ddp-shard-${rank}-of-${worldSize}-${uid()}`);
+    zeros.dispose();
     this.scheduled = createOptimizer(spec);
     this.mean = new Float32Array(length);
   }
