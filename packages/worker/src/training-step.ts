@@ -203,9 +203,18 @@ function timedCollective(c: Collective): Collective & { ms(): number } {
         total += performance.now() - t;
       }
     };
-  return Object.assign(Object.create(c) as Collective, {
+  return {
+    rank: c.rank,
+    worldSize: c.worldSize,
+    generation: c.generation,
+    allReduce: timed(c.allReduce.bind(c)),
     reduceScatter: timed(c.reduceScatter.bind(c)),
     allGather: timed(c.allGather.bind(c)),
+    broadcast: timed(c.broadcast.bind(c)),
+    barrier: timed(c.barrier.bind(c)),
+    abort: c.abort.bind(c),
+    stats: c.stats.bind(c),
+    close: c.close.bind(c),
     ms: () => total,
-  });
+  };
 }
