@@ -137,7 +137,8 @@ describe('sharded optimizer state in checkpoints and generations', () => {
     expect(uncoveredOrRepeated(summary.committed, EPOCHS, TRAIN)).toEqual([]);
     const last = summary.generations.at(-1)!;
     expect(last.members).toHaveLength(2);
-    expect(last.reason).toMatch(/^resumed from .*ckpt-00000000(10|15)$/);
+    expect(last.reason).toMatch(/^resumed from .*ckpt-\d{10}$/);
+    expect(summary.abortedSteps).toBeGreaterThanOrEqual(1);
     for (const g of summary.generations) expect(new Set(g.hashes).size, g.reason).toBe(1);
   }, 120_000);
 });
