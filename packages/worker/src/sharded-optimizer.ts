@@ -52,7 +52,6 @@ export class ShardedOptimizer {
   /** The model's parameters were set from elsewhere: the host copy and the shard are reread. */
   invalidate(): void {
     this.paramsStale = true;
-    this.update?.invalidate();
   }
 
   /** Takes a whole state (loaded or synced) in the unsharded form; it is split at the next step. */
@@ -79,14 +78,13 @@ export class ShardedOptimizer {
       u?.dispose();
       u = new ShardedUpdate(this.step, this.spec.optimizer, c.rank, c.worldSize);
       if (this.pending && this.pending.entries.length > 0)
-        await setOptimizerState(u.optimizer, shardState(this.pending, this.step, u.start, u.end, u.flat.name));
+        await setOptimizerState(u.optimizer, shardState(this.pending, this.step, u.start, u.end, u.name));
       this.pending = undefined;
       this.update = u;
     }
     if (this.paramsStale) {
       await this.step.getWeightsAsync(this.params);
       this.paramsStale = false;
-      u.invalidate();
     }
     return u;
   }

@@ -11,7 +11,6 @@ import {
   writeShardStats,
   type Collective,
   type JobSpec,
-  type Tf,
   type WireDtype,
 } from '@tfjs-ddp/common';
 import type { Replica } from './replica.js';
@@ -36,14 +35,13 @@ function wireDtype(spec: JobSpec): WireDtype {
  * next sync to keep (the step was applied on another rank) or undo.
  */
 export async function shardedReduceAndApply(
-  tf: Tf,
   replica: Replica & { sharded: ShardedOptimizer },
   spec: JobSpec,
   grad: Float32Array,
   c: Collective,
   cmd: ShardedStepCommand,
   signal: AbortSignal,
-): Promise<{ nonFinite: boolean; gradNorm?: number; updateBytes?: number }> {
+): Promise<{ nonFinite: boolean; gradNorm?: number }> {
   const sharded = replica.sharded;
   const update = await sharded.prepare(c);
   await c.reduceScatter(grad, { op: cmd.op, dtype: wireDtype(spec), signal });
@@ -59,12 +57,10 @@ export async function shardedReduceAndApply(
       weightDecay: spec.optimizer.weightDecay,
       learningRate: cmd.lr,
     });
-    // The high-water mark of the step's tensors: the shard's old slots are kept until the commit.
-    const updateBytes = tf.memory().numBytes;
     await c.allGather(sharded.params, { op: cmd.op + 2, signal });
     replica.step.setWeights(sharded.params);
     update.commit();
-    return { nonFinite: false, gradNorm, updateBytes };
+    return { nonFinite: false, gradNorm };
   } catch (err) {
     sharded.failed(cmd.step);
     throw err;

@@ -82,13 +82,13 @@ export class TrainingStep {
     const t1 = t0 + gather;
     const t2 = performance.now();
     let t3: number;
-    let result: { nonFinite: boolean; gradNorm?: number; updateBytes?: number };
+    let result: { nonFinite: boolean; gradNorm?: number };
     if (replica.sharded) {
       // The reduce-scatter, the update of the own shard and the parameters' all-gather interleave:
       // allreduce counts the collective operations, apply the rest.
       const sharded = replica as Replica & { sharded: ShardedOptimizer };
       const collective = timedCollective(c);
-      result = await shardedReduceAndApply(tf, sharded, this.o.spec, this.grad, collective, cmd, signal);
+      result = await shardedReduceAndApply(sharded, this.o.spec, this.grad, collective, cmd, signal);
       t3 = t2 + collective.ms();
       this.applied(cmd, result.nonFinite);
     } else {
@@ -127,8 +127,7 @@ export class TrainingStep {
       tensors: memory.numTensors,
       gradNorm,
       // rss() alone: process.memoryUsage() walks the whole heap, too dear for every step.
-      // A sharded update keeps the shard's old slots until its parameters are gathered: that is its high-water mark.
-      memory: { rssBytes: process.memoryUsage.rss(), tensorBytes: Math.max(memory.numBytes, result.updateBytes ?? 0) },
+      memory: { rssBytes: process.memoryUsage.rss(), tensorBytes: memory.numBytes },
     };
   }
 

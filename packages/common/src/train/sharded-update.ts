@@ -1,6 +1,8 @@
 // ZeRO stage 1 (optimizer.shard): the update of this rank's shard of the parameters. The shard is
-// the collective's block [floor(r·L/N), floor((r+1)·L/N)) of the flat parameter buffer, kept as one
-// 1-D variable with one tfjs optimizer over it, so the optimizer's slots cover the shard only. Every
+// the collective's block [floor(r·L/N), floor((r+1)·L/N)) of the flat parameter buffer, updated as
+// one 1-D variable by one tfjs optimizer, so the optimizer's slots cover the shard only. The
+// variable lives for the update alone, made from the host copy of the parameters the step keeps:
+// between steps a rank holds the model and its shard's slots, nothing more. Every
 // optimizer tfjs has is elementwise, so its math on the flat shard is the math on the shaped
 // variables; decoupled weight decay takes a per-element mask of the variables that decay. An update
 // stays open until the step's parameter all-gather succeeded: a failed step can roll the slots back
@@ -67,14 +69,13 @@ interface OpenUpdate {
 export class ShardedUpdate {
   readonly start: number;
   readonly end: number;
-  readonly flat: tf.Variable;
+  /** The name of the shard's variable while it exists (the optimizer's slots are named after it). */
+  readonly name: string;
   private scheduled: ScheduledOptimizer;
-  /** Which elements of the shard weight decay shrinks (GradientStep.decays, per element); made on first use. */
-  private decayMask?: tf.Tensor;
+  /** Which elements of the shard weight decay shrinks (GradientStep.decays, per element). */
+  private decays?: Uint8Array;
   private readonly mean: Float32Array;
   private open?: OpenUpdate;
-  /** The shard variable no longer holds the model's parameters (they were set from elsewhere). */
-  private stale = true;
 
   constructor(
     readonly step: GradientStep,
@@ -83,22 +84,13 @@ export class ShardedUpdate {
     readonly worldSize: number,
   ) {
     ({ start: this.start, end: this.end } = shardRange(step.size, rank, worldSize));
-    const length = this.end - this.start;
-    // tf.variable keeps its initial value's buffer alive besides its own: free it.
-    const zeros = tf.zeros([length], 'float32');
-    this.flat = tf.variable(zeros, true, `ddp-shard-${rank}-of-${worldSize}-${uid()}`);
-    zeros.dispose();
+    this.name = `ddp-shard-${rank}-of-${worldSize}-${uid()}`;
     this.scheduled = createOptimizer(spec);
-    this.mean = new Float32Array(length);
+    this.mean = new Float32Array(this.end - this.start);
   }
 
   get optimizer(): tf.Optimizer {
     return this.scheduled.optimizer;
-  }
-
-  /** The model's parameters were set from elsewhere (a state loaded, best weights restored). */
-  invalidate(): void {
-    this.stale = true;
   }
 
   /**
@@ -125,10 +117,6 @@ export class ShardedUpdate {
     options: ApplyOptions,
   ): Promise<{ gradNorm?: number; clipped: boolean }> {
     if (this.open) throw new Error('the previous sharded update was neither committed nor rolled back');
-    if (this.stale) {
-      tf.tidy(() => this.flat.assign(tf.tensor(params.slice(this.start, this.end), [this.end - this.start])));
-      this.stale = false;
-    }
     let divisor = globalCount;
     let gradNorm: number | undefined;
     if (options.clipNorm !== undefined) {
@@ -140,15 +128,25 @@ export class ShardedUpdate {
     for (let i = this.start; i < this.end; i++) this.mean[i - this.start] = reduced[i] / d;
     this.open = await this.begin();
     const decay = options.weightDecay ?? 0;
-    tf.tidy(() => {
-      if (decay > 0) {
-        const keep = tf.scalar(1 - (options.learningRate as number) * decay, 'float32');
-        this.flat.assign(tf.where(this.mask(), tf.mul(this.flat, keep), this.flat));
-      }
-      const grad = tf.tensor(this.mean, [this.mean.length], 'float32');
-      this.optimizer.applyGradients([{ name: this.flat.name, tensor: grad }]);
-    });
-    params.set((await this.flat.data()) as Float32Array, this.start);
+    const length = this.end - this.start;
+    // tf.variable keeps its initial value's buffer alive besides its own; in a tidy it is freed.
+    const flat = tf.tidy(() =>
+      tf.variable(tf.tensor(params.slice(this.start, this.end), [length], 'float32'), true, this.name),
+    );
+    try {
+      tf.tidy(() => {
+        if (decay > 0) {
+          const keep = tf.scalar(1 - (options.learningRate as number) * decay, 'float32');
+          const mask = tf.tensor(this.decayMask(), [length], 'bool');
+          flat.assign(tf.where(mask, tf.mul(flat, keep), flat));
+        }
+        const grad = tf.tensor(this.mean, [length], 'float32');
+        this.optimizer.applyGradients([{ name: this.name, tensor: grad }]);
+      });
+      params.set((await flat.data()) as Float32Array, this.start);
+    } finally {
+      flat.dispose();
+    }
     return { gradNorm, clipped: divisor !== globalCount };
   }
 
@@ -160,14 +158,13 @@ export class ShardedUpdate {
   }
 
   /**
-   * The step failed: slots and counters go back to where the update found them; the shard is
-   * taken from the parameters again at the next apply (the caller rereads them from the model).
+   * The step failed: slots and counters go back to where the update found them (the caller rereads
+   * the parameters from the model, which the failed step did not touch).
    */
   rollback(): void {
     const open = this.open;
     this.open = undefined;
     if (!open) return;
-    this.stale = true;
     for (const [variable, values] of open.slots) tf.tidy(() => variable.assign(tf.tensor(values, variable.shape)));
     for (const [variable, clone] of open.fields) variable.assign(clone);
     tf.dispose(open.fields.map(([, clone]) => clone));
@@ -179,21 +176,19 @@ export class ShardedUpdate {
   dispose(): void {
     this.rollback();
     this.scheduled.dispose();
-    tf.dispose([this.flat, ...(this.decayMask ? [this.decayMask] : [])]);
   }
 
-  private mask(): tf.Tensor {
-    if (this.decayMask) return this.decayMask;
-    const length = this.end - this.start;
-    const mask = new Uint8Array(length);
+  private decayMask(): Uint8Array {
+    if (this.decays) return this.decays;
+    const mask = new Uint8Array(this.end - this.start);
     this.step.variables.forEach((v, i) => {
       if (!this.step.decays[i]) return;
       const from = Math.max(this.step.offsets[i], this.start);
       const to = Math.min(this.step.offsets[i] + v.size, this.end);
       if (to > from) mask.fill(1, from - this.start, to - this.start);
     });
-    this.decayMask = tf.keep(tf.tensor(mask, [length], 'bool'));
-    return this.decayMask;
+    this.decays = mask;
+    return mask;
   }
 
   /** What the update is about to change: the slots (copied to the host) and the scalar fields. */
