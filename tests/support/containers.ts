@@ -293,6 +293,9 @@ export async function buildDeployImage(
     for (const [k, v] of Object.entries(buildArgs)) args.push('--build-arg', `${k}=${v}`);
     if (target) args.push('--target', target);
     const lock = join(tmpdir(), 'tfjs-ddp-test-docker-build.lock');
+    // The image the tag named before: once a changed source rebuilt it, it is dangling (about 1 GB).
+    const before = await dockerAsync(['image', 'inspect', '--format', '{{.Id}}', tag], 60_000);
+    const previous = before.status === 0 ? before.stdout.trim() : undefined;
     const started = Date.now();
     // Takes the lock's wait too; a build that finds every layer cached takes about a second.
     const r = await commandAsync('flock', [lock, 'docker', ...args, root], 20 * 60_000);
@@ -301,7 +304,10 @@ export async function buildDeployImage(
     process.stderr.write(
       `[containers] built ${dockerfile}${target ? ` --target ${target}` : ''} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
     );
-    return (await readFile(iid, 'utf8')).trim();
+    const id = (await readFile(iid, 'utf8')).trim();
+    // Removed unless a container still uses it (then docker refuses, and it stays).
+    if (previous && previous !== id) await dockerAsync(['image', 'rm', previous], 60_000);
+    return id;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
