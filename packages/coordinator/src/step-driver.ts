@@ -113,17 +113,17 @@ export class StepDriver {
   private async runSteps(run: EpochRun, end: number): Promise<true> {
     const { spec, plan, membership } = this.o;
     const world = membership.members.length;
+    // Steps run.next .. run.next + pending.length - 1 are sent and not yet committed.
     const pending: SentStep[] = [];
-    let sent = run.next;
     let lastDone = performance.timeOrigin + performance.now();
     try {
       while (run.next < end) {
         // Newcomers wait for the steps already sent, then join between two steps.
         const admitting = membership.waiting().length > 0;
         if (admitting && pending.length === 0) return true;
-        while (!admitting && sent < end && pending.length < spec.stepsAhead) {
-          pending.push(await this.send(sent, plan.peek(world, sent - run.next), world, pending.length + 1));
-          sent += 1;
+        while (!admitting && run.next + pending.length < end && pending.length < spec.stepsAhead) {
+          const ahead = pending.length;
+          pending.push(await this.send(run.next + ahead, plan.peek(world, ahead), world, ahead + 1));
         }
         const head = pending[0];
         const reports = await head.done;
