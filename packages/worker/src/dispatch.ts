@@ -50,11 +50,10 @@ export class Dispatcher {
   /** The generation whose step an overflow of the command queue failed (once is enough). */
   private overflowedGen = -1;
   /**
-   * Steps the coordinator sent ahead that cannot succeed any more: those of a generation in which a
-   * step failed here (the next one would start from parameters the others may have updated), and
-   * those the coordinator aborted. They are skipped, not computed only to fail in the all-reduce.
+   * Steps the coordinator sent ahead that cannot succeed any more, skipped rather than computed only
+   * to fail in the all-reduce: those it aborted (operations below `before`), and every later one of a
+   * generation in which a step failed here (it would start from parameters the others may have updated).
    */
-  private failedStepGen = -1;
   private aborted = { gen: -1, before: 0 };
   /**
    * The registrations completed when a hello saying this worker was dropped arrived; -1: none came.
@@ -79,7 +78,7 @@ export class Dispatcher {
     if (cmd.type === 'abort' && cmd.gen === membership.gen) {
       membership.abort(cmd.reason, { before: cmd.before });
       training.abort(cmd.reason, cmd.before);
-      this.aborted = { gen: cmd.gen, before: cmd.before ?? Number.MAX_SAFE_INTEGER };
+      this.skipSteps(cmd.gen, cmd.before ?? Number.MAX_SAFE_INTEGER);
     }
     if (cmd.type === 'hello' && membership.isNewCoordinator(cmd.instance))
       membership.abort('a new coordinator started');
@@ -144,7 +143,7 @@ export class Dispatcher {
       }
       if (cmd.type !== 'generation' && cmd.gen !== membership.gen) continue;
       if (cmd.type !== 'generation' && membership.rank < 0) continue;
-      if (cmd.type === 'step' && (cmd.gen === this.failedStepGen || this.isAborted(cmd))) continue;
+      if (cmd.type === 'step' && cmd.gen === this.aborted.gen && cmd.op < this.aborted.before) continue;
       if (cmd.type !== 'step') this.o.training.interrupted();
       try {
         await this.handle(cmd);
@@ -152,7 +151,7 @@ export class Dispatcher {
         const e = err as Error;
         if (cmd.type === 'step') {
           this.o.metrics.stepAborted();
-          this.failedStepGen = membership.gen;
+          this.skipSteps(membership.gen, Number.MAX_SAFE_INTEGER);
         }
         log.error(`${cmd.type} failed`, { error: e.message });
         this.report({
@@ -171,8 +170,9 @@ export class Dispatcher {
     this.queue.close();
   }
 
-  private isAborted(cmd: Extract<Command, { type: 'step' }>): boolean {
-    return cmd.gen === this.aborted.gen && cmd.op < this.aborted.before;
+  /** Steps of generation `gen` with operations below `before` are skipped (the widest bound given wins). */
+  private skipSteps(gen: number, before: number): void {
+    this.aborted = { gen, before: gen === this.aborted.gen ? Math.max(before, this.aborted.before) : before };
   }
 
   private async handle(cmd: Exclude<Command, { type: 'stop' | 'hello' | 'abort' }>): Promise<void> {
