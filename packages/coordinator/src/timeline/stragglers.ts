@@ -30,19 +30,14 @@ export interface StragglerChanges {
   workers: string[];
 }
 
-interface Run {
-  rank: number;
-  fromStep: number;
-  toStep: number;
-  steps: number;
-  computeSeconds: number;
-  othersMedianSeconds: number;
-  spell?: StragglerSpell;
+/** A worker's current run of slow steps; `flagged` once it lasted `steps` steps. */
+interface Run extends StragglerSpell {
+  flagged: boolean;
 }
 
 export class StragglerDetector {
   private readonly runs = new Map<string, Run>();
-  private readonly all: StragglerSpell[] = [];
+  private readonly all: Run[] = [];
 
   constructor(private readonly options: JobSpec['stragglers']) {}
 
@@ -59,46 +54,48 @@ export class StragglerDetector {
         if (compute <= median * factor || compute - median < minSeconds) continue;
         slow.add(r.workerId);
         const run = this.runs.get(r.workerId) ?? {
+          workerId: r.workerId,
           rank: r.rank,
           fromStep: step,
           toStep: step,
           steps: 0,
           computeSeconds: 0,
           othersMedianSeconds: 0,
+          flagged: false,
         };
         run.steps += 1;
         run.toStep = step;
         if (compute - median > run.computeSeconds - run.othersMedianSeconds)
           Object.assign(run, { computeSeconds: compute, othersMedianSeconds: median });
         this.runs.set(r.workerId, run);
-        if (run.spell) Object.assign(run.spell, spellOf(r.workerId, run));
-        else if (run.steps >= steps) {
-          run.spell = spellOf(r.workerId, run);
-          this.all.push(run.spell);
-          changes.flagged.push(run.spell);
+        if (!run.flagged && run.steps >= steps) {
+          run.flagged = true;
+          this.all.push(run);
+          changes.flagged.push(spellOf(run));
         }
       }
     }
     for (const [workerId, run] of this.runs) {
       if (slow.has(workerId)) continue;
       this.runs.delete(workerId);
-      if (run.spell) changes.cleared.push(run.spell);
+      if (run.flagged) changes.cleared.push(spellOf(run));
     }
     return changes;
   }
 
   /** Every spell so far, in the order the workers were flagged. */
   spells(): StragglerSpell[] {
-    return this.all.map((s) => ({ ...s }));
+    return this.all.map(spellOf);
   }
 }
 
-function spellOf(workerId: string, run: Run): StragglerSpell {
-  const { rank, fromStep, toStep, steps, computeSeconds, othersMedianSeconds } = run;
+function spellOf(run: Run): StragglerSpell {
+  const { workerId, rank, fromStep, toStep, steps, computeSeconds, othersMedianSeconds } = run;
   return { workerId, rank, fromStep, toStep, steps, computeSeconds, othersMedianSeconds };
 }
 
-function medianOf(values: number[]): number {
+/** The median of `values` (at least one). */
+export function medianOf(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;

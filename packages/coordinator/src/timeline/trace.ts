@@ -7,7 +7,7 @@
 // lane, "straggler flagged", and another, "straggler cleared", when it caught up.
 // Worker clocks are used as they are: across machines the lanes are as aligned as the clocks (NTP).
 import { STEP_PHASES, writeFileAtomic, type Report, type StepPhase } from '@tfjs-ddp/common';
-import type { StragglerSpell } from './stragglers.js';
+import { medianOf, type StragglerSpell } from './stragglers.js';
 
 type StepDone = Extract<Report, { type: 'stepDone' }>;
 
@@ -200,11 +200,4 @@ export class TraceRecorder {
   private us(epochMs: number): number {
     return Math.round((epochMs - this.origin) * 1000);
   }
-}
-
-function medianOf(values: number[]): number {
-  if (values.length === 0) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
