@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Logger } from '@tfjs-ddp/common';
-import { formatDuration, type ProgressEvent } from './progress.js';
+import { formatDuration, formatProgress, type ProgressEvent } from './progress.js';
 
 /** The annotation keys, as `kubectl get job -o jsonpath='{.metadata.annotations.tfjs-ddp/eta}'` reads them. */
 export const JOB_ANNOTATIONS = {
@@ -154,8 +154,7 @@ function annotationsOf(state: string, p?: ProgressEvent): Record<string, string>
   out[JOB_ANNOTATIONS.step] = `${p.step}/${p.stepsPerEpoch}`;
   out[JOB_ANNOTATIONS.eta] = formatDuration(eta);
   out[JOB_ANNOTATIONS.etaSeconds] = Number.isFinite(eta) ? String(Math.round(eta)) : '';
-  out[JOB_ANNOTATIONS.progress] =
-    `epoch ${p.epoch + 1}/${p.epochs} step ${p.step}/${p.stepsPerEpoch} loss ${p.loss.toFixed(4)} ETA ${formatDuration(eta)}`;
+  out[JOB_ANNOTATIONS.progress] = formatProgress({ ...p, etaSec: eta });
   return out;
 }
 
