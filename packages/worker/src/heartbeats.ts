@@ -25,9 +25,8 @@ export type HeartbeatTick = { type: 'tick'; gen: number; rank: number; tensors: 
 /** Heartbeat thread → main thread. */
 export type HeartbeatThreadEvent = { type: 'connected' } | { type: 'failed'; error: string };
 
-export interface HeartbeatsOptions extends Omit<HeartbeatThreadData, 'nats'> {
-  /** The worker's NATS options; the thread opens a connection of its own with them. */
-  nats: NatsOptions;
+/** `nats`: the worker's NATS options; the thread opens a connection of its own with them. */
+export interface HeartbeatsOptions extends HeartbeatThreadData {
   log: Logger;
   /** The heartbeat's contents now, read on the main thread at every tick. */
   state(): { gen: number; rank: number; tensors: number };

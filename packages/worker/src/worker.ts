@@ -63,14 +63,15 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerResult> {
   const log = opts.log ?? createLogger(`worker ${workerId}`);
   const backend = await selectBackend(opts.backend, log);
   const tf = backend.tf;
-  const nc = await connectNats({ name: `tfjs-ddp-worker-${workerId}`, ...opts.nats });
+  const natsOptions = { name: `tfjs-ddp-worker-${workerId}`, ...opts.nats };
+  const nc = await connectNats(natsOptions);
   const metrics =
     opts.metrics ?? createWorkerMetrics({ job: spec.name, workerId, tensors: () => tf.memory().numTensors });
   let metricsServer: MetricsServer | undefined;
   let servers: NatsServerPool | undefined;
   try {
     // The all-reduce's connections, one to each listed server (just `nc` when one is listed).
-    servers = await connectServerPool({ name: `tfjs-ddp-worker-${workerId}`, ...opts.nats }, nc);
+    servers = await connectServerPool(natsOptions, nc);
     if (opts.metricsAddr) {
       metricsServer = await startMetricsServer(opts.metricsAddr, {
         registry: metrics.registry,
@@ -133,7 +134,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerResult> {
     await membership.register();
     // Several beats per timeout, so one late beat (a loaded machine, a slow network) is not a loss.
     const heartbeats = await Heartbeats.start({
-      nats: { name: `tfjs-ddp-worker-${workerId}`, ...opts.nats },
+      nats: natsOptions,
       subject: subjects.heartbeat,
       job: spec.name,
       workerId,
