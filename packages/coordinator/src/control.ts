@@ -223,8 +223,9 @@ export class ControlPlane {
         const missing = m.members.map((_, i) => i).filter((i) => !got.has(i));
         // Alive but slow (heartbeats on, main thread busy): a deadline too short for the work, not a loss.
         const busy = missing
-          .filter((i) => m.blockedMs(i) > spec.faults.heartbeatTimeoutMs)
-          .map((i) => `rank ${i} is alive but its main thread has been busy for ${m.blockedMs(i)} ms`);
+          .map((i) => ({ i, ms: m.blockedMs(i) }))
+          .filter(({ ms }) => ms > spec.faults.heartbeatTimeoutMs)
+          .map(({ i, ms }) => `rank ${i} is alive but its main thread has been busy for ${ms} ms`);
         return new StepFailedError(
           `${what} timed out after ${timeoutMs} ms: no report from rank${missing.length > 1 ? 's' : ''} ${named(missing)}` +
             (busy.length > 0 ? ` (${busy.join('; ')}: raise timeouts.stepMs if its work takes this long)` : ''),

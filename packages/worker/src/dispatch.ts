@@ -102,6 +102,7 @@ export class Dispatcher {
     log.error('command queue overflow; failing this generation', { generation: membership.gen, error });
     membership.abort(error, { before: Number.MAX_SAFE_INTEGER });
     training.abort(error, Number.MAX_SAFE_INTEGER);
+    this.skipSteps(membership.gen, Number.MAX_SAFE_INTEGER);
     if (membership.rank >= 0)
       this.report({ type: 'failed', gen: membership.gen, rank: membership.rank, step: 0, error });
   }
