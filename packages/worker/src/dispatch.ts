@@ -211,10 +211,13 @@ export class Dispatcher {
         if (!restored) log.info('no snapshot of the best weights here (joined after it was taken)');
         return this.report({ type: 'done', gen, id: cmd.id, restored });
       }
-      case 'checkpoint':
-        if (cmd.op !== undefined) await replica.gatherState(membership.requireCollective(), cmd.op);
-        if (rank === 0) this.report(await this.o.files.checkpoint(cmd.id, cmd.gen));
+      case 'checkpoint': {
+        // Sharded: every member takes part in assembling the state; rank 0 alone keeps and sends it.
+        const gathered =
+          cmd.op !== undefined ? await replica.gatherState(membership.requireCollective(), cmd.op) : undefined;
+        if (rank === 0) this.report(await this.o.files.checkpoint(cmd.id, cmd.gen, gathered));
         return;
+      }
       case 'save':
         if (rank === 0) this.report(await this.o.files.save(cmd.id, cmd.gen, cmd.predictSamples));
         return;

@@ -2,6 +2,7 @@
 // checkpoint, and the trained model with predictions of the first test samples and, for a
 // one-feature regression, the fitted points the report draws.
 import {
+  type OptimizerState,
   featureSize,
   labelSize,
   type JobSpec,
@@ -36,8 +37,8 @@ export class Rank0Files {
   constructor(private readonly o: Rank0FilesOptions) {}
 
   /** The replica state as state.bin, for checkpoint command `id` of generation `gen`. */
-  async checkpoint(id: number, gen: number): Promise<SavedReport> {
-    const bytes = await this.o.replica.encode();
+  async checkpoint(id: number, gen: number, gathered?: OptimizerState): Promise<SavedReport> {
+    const bytes = await this.o.replica.encode(gathered);
     await shipFiles(this.o.nc, this.shipment(id, gen), [{ name: 'state.bin', data: bytes }]);
     return { type: 'saved', gen, id, files: [{ name: 'state.bin', bytes: bytes.length }], predictions: [] };
   }

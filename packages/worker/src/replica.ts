@@ -93,8 +93,6 @@ export class Replica {
   appliedStep = -1;
   /** With optimizer.shard: the shard's update and slots, in place of the full optimizer's. */
   readonly sharded?: ShardedOptimizer;
-  /** The sharded state gathered for the next encode() (a checkpoint's). */
-  private gathered?: OptimizerState;
   private scheduled: ScheduledOptimizer;
   /** Scratch for reading the parameters back (sync, checkpoints, hashes). */
   private readonly weights: Float32Array;
@@ -122,25 +120,22 @@ export class Replica {
     return this.scheduled.optimizer;
   }
 
-  /** The whole state as bytes (a checkpoint's state.bin). */
-  async encode(): Promise<Uint8Array> {
+  /**
+   * The whole state as bytes (a checkpoint's state.bin). With optimizer.shard the optimizer state is
+   * `gathered`, what gatherState() assembled just before (absent: nothing applied yet).
+   */
+  async encode(gathered?: OptimizerState): Promise<Uint8Array> {
     await this.step.getWeightsAsync(this.weights);
-    let opt: OptimizerState;
-    if (this.sharded) {
-      // Gathered by gatherState() on every member just before; absent: nothing applied yet.
-      opt = this.gathered ?? { entries: [] };
-      this.gathered = undefined;
-    } else opt = await getOptimizerState(this.optimizer);
+    const opt = this.sharded ? (gathered ?? { entries: [] }) : await getOptimizerState(this.optimizer);
     return encodeState(this.weights, opt, this.appliedStep, this.hook.state());
   }
 
   /**
    * With optimizer.shard, every member of `c` assembles the whole optimizer state (ops op … op +
-   * STATE_GATHER_OPS − 1) for the next encode(): a checkpoint's, on rank 0.
+   * STATE_GATHER_OPS − 1) for encode(): a checkpoint's, on rank 0; the others drop it.
    */
-  async gatherState(c: Collective, op: number, root = 0): Promise<void> {
-    if (!this.sharded) return;
-    this.gathered = await this.sharded.gather(c, op, this.appliedStep, root);
+  async gatherState(c: Collective, op: number, root = 0): Promise<OptimizerState | undefined> {
+    return this.sharded?.gather(c, op, this.appliedStep, root);
   }
 
   /**
@@ -153,13 +148,13 @@ export class Replica {
     const length = new Uint32Array(size.buffer);
     let state: Float32Array = new Float32Array(0);
     // A sharded state is first assembled from the members' shards (of the generation before).
+    let gathered: OptimizerState | undefined;
     if (this.sharded) {
-      await this.gatherState(c, op, root);
+      gathered = await this.gatherState(c, op, root);
       op += STATE_GATHER_OPS;
     }
-    const gathered = this.gathered;
     if (c.rank === root) {
-      const bytes = await this.encode();
+      const bytes = await this.encode(gathered);
       length[0] = bytes.length;
       state = asFloats(bytes);
     }
@@ -172,7 +167,6 @@ export class Replica {
       await this.apply(new Uint8Array(state.buffer, 0, length[0]), 'keep');
       await this.step.getWeightsAsync(this.weights);
     } else this.sharded?.take(gathered);
-    this.gathered = undefined;
     return parameterHash(this.weights);
   }
 
