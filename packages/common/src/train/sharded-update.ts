@@ -173,8 +173,10 @@ export class ShardedUpdate {
     else (this.optimizer as unknown as { iterations_: number }).iterations_ = open.iterations;
   }
 
+  /** Frees the optimizer (an open update's copies too: nothing is restored into what is freed). */
   dispose(): void {
-    this.rollback();
+    if (this.open) tf.dispose(this.open.fields.map(([, clone]) => clone));
+    this.open = undefined;
     this.scheduled.dispose();
   }
 
@@ -195,11 +197,11 @@ export class ShardedUpdate {
   private async begin(): Promise<OpenUpdate> {
     const optimizer = this.optimizer;
     const weights = await optimizer.getWeights();
-    const slots: [tf.Variable, Float32Array][] = [];
-    for (const w of weights) {
-      if (w.tensor instanceof tf.Variable) slots.push([w.tensor, ((await w.tensor.data()) as Float32Array).slice()]);
-      else w.tensor.dispose();
-    }
+    const slotVariables = weights.map((w) => w.tensor).filter((t): t is tf.Variable => t instanceof tf.Variable);
+    for (const w of weights) if (!(w.tensor instanceof tf.Variable)) w.tensor.dispose();
+    // Every read issued before the first is awaited (a GPU backend reads them back together).
+    const values = await Promise.all(slotVariables.map(async (v) => ((await v.data()) as Float32Array).slice()));
+    const slots = slotVariables.map((v, i): [tf.Variable, Float32Array] => [v, values[i]]);
     const fields = Object.values(optimizer).filter((v): v is tf.Variable => v instanceof tf.Variable);
     return {
       slots,
