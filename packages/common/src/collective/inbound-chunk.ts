@@ -81,12 +81,5 @@ export function readInboundChunk(msg: Msg, at: Arrival, limits: ReceiverLimits):
           : `a chunk claiming rank ${h.rank} on the subject of the member holding rank ${at.senderRank}`,
     };
   }
-  if (at.kind !== 'rs' && h.rank !== at.subjectShard) {
-    return {
-      ok: false,
-      reason: 'rank',
-      detail: `expected chunks on this subject from rank ${at.subjectShard}, got rank ${h.rank}`,
-    };
-  }
   return { ok: true, chunk: { ...at, header: h, data } };
 }
