@@ -681,6 +681,7 @@ describe.skipIf(!KUBECTL)('k8s manifests', () => {
     expect(names).not.toContain('TFJS_DDP_NATS_PASSWORD');
     const nkey = env.find((e) => e.name === 'TFJS_DDP_NATS_NKEY_FILE');
     // $(VAR) expands only variables defined earlier in the list.
+    expect(names).toContain('TFJS_DDP_WORKER_ID');
     expect(names.indexOf('TFJS_DDP_NATS_NKEY_FILE')).toBeGreaterThan(names.indexOf('TFJS_DDP_WORKER_ID'));
     const mount = container(worker).volumeMounts?.find((m) => nkey?.value?.startsWith(`${m.mountPath}/`));
     expect(nkey?.value).toBe(`${mount?.mountPath}/$(TFJS_DDP_WORKER_ID).nk`);

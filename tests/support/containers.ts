@@ -113,12 +113,15 @@ export function leftovers(runId: string): string[] {
   const filter = ['--filter', `label=${RUN_LABEL}=${runId}`];
   const list = (args: string[], kind: string) => {
     const r = docker([...args, ...filter]);
-    return r.status === 0
-      ? r.stdout
-          .split('\n')
-          .filter(Boolean)
-          .map((l) => `${kind} ${l}`)
-      : [];
+    // A listing that failed must not read as "nothing left".
+    if (r.status !== 0)
+      throw new Error(
+        `docker ${args[0]} listing failed (exit ${r.status}): ${(r.stderr ?? r.error?.message ?? '').trim()}`,
+      );
+    return r.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => `${kind} ${l}`);
   };
   return [
     ...list(['ps', '-a', '--format', '{{.ID}} {{.Names}}'], 'container'),
@@ -298,7 +301,8 @@ export async function buildDeployImage(
     const previous = before.status === 0 ? before.stdout.trim() : undefined;
     const started = Date.now();
     // Takes the lock's wait too; a build that finds every layer cached takes about a second.
-    const r = await commandAsync('flock', [lock, 'docker', ...args, root], 20 * 60_000);
+    // --no-fork: flock execs docker, so a build killed at the deadline is killed itself, not its parent only.
+    const r = await commandAsync('flock', ['--no-fork', lock, 'docker', ...args, root], 20 * 60_000);
     if (r.status !== 0)
       throw new Error(`docker ${args.join(' ')} failed (exit ${r.status}):\n${(r.stdout + r.stderr).slice(-4000)}`);
     process.stderr.write(

@@ -17,7 +17,13 @@ export default async function setup(): Promise<(() => void) | undefined> {
   );
   if (!runtime.ok) return undefined;
   return () => {
-    const left = leftovers(runId);
+    let left: string[];
+    try {
+      left = leftovers(runId);
+    } catch (err) {
+      process.exitCode = 1;
+      throw err;
+    }
     if (left.length === 0) return;
     removeLeftovers(left);
     // vitest reports a teardown's error but still exits 0; the exit code makes the run fail.
