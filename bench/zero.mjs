@@ -1,7 +1,7 @@
 // optimizer.shard (ZeRO stage 1) against the unsharded optimizer, one invocation: the MLP and the
 // transformer LM with Adam, at each worker count, sharded and not, on a local cluster (worker
 // processes, so each one's tensor memory is its own). Per run: the largest tensor bytes any worker
-// held (after a step, or during a sharded update when higher), the same job with plain SGD unsharded
+// held after a step (the same point in both modes), the same job with plain SGD unsharded
 // as the baseline without optimizer slots, and the mean apply and all-reduce seconds per step.
 //
 //   npm run bench:zero -- [--workers 2,4] [--models mlp,lm] [--epochs 2] [--json FILE]

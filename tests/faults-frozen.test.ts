@@ -4,10 +4,10 @@
 // coordinator's hello naming it), registers again and joins at the next step boundary, every
 // replica's hash equal, and the job ends with every sample once per epoch.
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { startLocalCluster } from 'tfjs-ddp';
 import { startNats, type NatsFixture } from './support/nats.js';
-import { tempDir, writeJob, type TempDir } from './support/jobs.js';
+import { expectHashesAgree, tempDir, writeJob, type TempDir } from './support/jobs.js';
 import { uncoveredOrRepeated } from './support/coverage.js';
 import { captureLog } from './support/log.js';
 
@@ -17,12 +17,6 @@ const BATCH = 50;
 const EPOCHS = 6;
 
 /** Every member took the same state: its parameter hash, reported right after, is the same on all. */
-function expectHashesAgree(hashes: string[]): void {
-  expect(hashes.length).toBeGreaterThan(0);
-  expect(new Set(hashes).size, hashes.join(', ')).toBe(1);
-  expect(hashes[0]).not.toBe('');
-}
-
 describe('a frozen worker', () => {
   let nats: NatsFixture;
   let dir: TempDir;
@@ -59,6 +53,8 @@ describe('a frozen worker', () => {
       log,
       onWorkerOutput: (w, line) => worker.push(`[${w}] ${line}`),
     });
+    // Stopped also when the test fails or times out (a frozen worker would outlive it).
+    onTestFinished(() => cluster.stop());
     let frozen: string | undefined;
     let thawed = false;
     cluster.events.on('progress', (p) => {
@@ -69,7 +65,7 @@ describe('a frozen worker', () => {
         cluster.signalWorker(frozen, 'SIGCONT');
       }
     });
-    const summary = await cluster.result().finally(() => cluster.stop());
+    const summary = await cluster.result();
     expect(frozen && thawed).toBeTruthy();
     expect(
       lines.some((l) => l.includes('worker lost') && l.includes(frozen!)),
@@ -112,6 +108,8 @@ describe('a frozen worker', () => {
       log,
       onWorkerOutput: (w, line) => worker.push(`[${w}] ${line}`),
     });
+    // Stopped also when the test fails or times out (a frozen worker would outlive it).
+    onTestFinished(() => cluster.stop());
     let frozen: string | undefined;
     cluster.events.on('progress', (p) => {
       if (p.globalStep === 10 && !frozen) frozen = cluster.killWorker(1, 'SIGSTOP');
@@ -124,10 +122,8 @@ describe('a frozen worker', () => {
         cluster.signalWorker(frozen, 'SIGCONT');
       }
     }, 50);
-    const summary = await cluster
-      .result()
-      .finally(() => clearInterval(thaw))
-      .finally(() => cluster.stop());
+    onTestFinished(() => clearInterval(thaw));
+    const summary = await cluster.result();
     const all = [...lines, ...worker].join('\n');
     expect(frozen && thawed, all).toBeTruthy();
     expect(

@@ -72,7 +72,7 @@ describe('steps sent ahead of the coordinator', () => {
   const window = { committed: 0, maxOutstanding: 0 };
 
   beforeAll(async () => {
-    nats = await startNats({ binaryOnly: true });
+    nats = await startNats();
     dir = await tempDir('steps-ahead');
     data = { train: await fashionSubset(dir.path, 'train', TRAIN), test: await fashionSubset(dir.path, 't10k', 500) };
     // Every report reaches the coordinator late, in the order it came: its acknowledgements lag the workers.

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { startLocalCluster } from 'tfjs-ddp';
 import { validateJobSpec, type JobSpec, type Report } from '@tfjs-ddp/common';
 import { StragglerDetector, type ChromeTrace, type JobSummary } from '@tfjs-ddp/coordinator';
@@ -160,6 +160,8 @@ describe('a real run with one slow worker', () => {
       log: captured.log,
       onWorkerOutput: () => {},
     });
+    // Stopped also when the test fails or times out (a frozen worker would outlive it).
+    onTestFinished(() => cluster.stop());
     // Read while training: the gauge as a scrape sees it after every step.
     const seen = { 'local-0': new Set<string>(), 'local-1': new Set<string>() };
     cluster.events.on('progress', () => {
@@ -170,7 +172,7 @@ describe('a real run with one slow worker', () => {
         }
       });
     });
-    const summary = await cluster.result().finally(() => cluster.stop());
+    const summary = await cluster.result();
 
     // A spell may end at a step where the slow worker happened to keep up and start again: every one names local-1.
     const flagged = captured.lines.filter((l) => /straggler: worker/.test(l));

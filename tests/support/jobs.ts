@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { expect } from 'vitest';
 
 /**
  * FASHION_DIR and fashionSubset(dir, split, count), the first `count` samples of a real
@@ -56,4 +57,11 @@ export function compareParameters(
     if (Math.abs(d) > atol + rtol * Math.abs(a[i])) allClose = false;
   }
   return { normRelative: Math.sqrt(num / den), allClose };
+}
+
+/** The parameter hashes a generation's members reported are all present and equal (an absent one is ''). */
+export function expectHashesAgree(hashes: string[], what = ''): void {
+  expect(hashes.length, what).toBeGreaterThan(0);
+  expect(new Set(hashes).size, `${what} ${hashes.join(', ')}`).toBe(1);
+  expect(hashes[0], what).not.toBe('');
 }
