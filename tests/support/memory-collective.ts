@@ -2,7 +2,7 @@
 // allReduce sums in rank order in fp32 (what the NATS collective guarantees, f32 only), reduceScatter
 // leaves that sum in each rank's own block only, and allGather copies every rank's block; an operation completes once every rank called it with the
 // same op id. `failNext` makes the next operation reject on every rank, as an aborted step does.
-import type { Collective } from '@tfjs-ddp/common';
+import { shardRange, type Collective } from '@tfjs-ddp/common';
 
 interface Pending {
   kind: 'allReduce' | 'reduceScatter' | 'allGather';
@@ -40,7 +40,6 @@ export function memoryGroup(worldSize: number): MemoryGroup {
       }
       const bufs = p.bufs as Float32Array[];
       if (new Set(bufs.map((b) => b.length)).size !== 1) throw new Error(`op ${op}: ranks passed different lengths`);
-      const block = (r: number, n: number) => [Math.floor((r * n) / worldSize), Math.floor(((r + 1) * n) / worldSize)];
       if (kind === 'allReduce' || kind === 'reduceScatter') {
         const sum = Float32Array.from(bufs[0]);
         for (let r = 1; r < worldSize; r++) for (let i = 0; i < sum.length; i++) sum[i] += bufs[r][i];
@@ -48,16 +47,15 @@ export function memoryGroup(worldSize: number): MemoryGroup {
         // The rest of a reduce-scatter's buffer is unspecified: NaN, so a caller that reads it fails.
         else
           bufs.forEach((b, r) => {
-            const [from, to] = block(r, sum.length);
+            const { start, end } = shardRange(sum.length, r, worldSize);
             b.fill(NaN);
-            b.set(sum.subarray(from, to), from);
+            b.set(sum.subarray(start, end), start);
           });
       } else {
-        const n = bufs[0].length;
         for (let r = 0; r < worldSize; r++) {
-          const from = Math.floor((r * n) / worldSize);
-          const block = bufs[r].slice(from, Math.floor(((r + 1) * n) / worldSize));
-          for (const b of bufs) b.set(block, from);
+          const { start, end } = shardRange(bufs[0].length, r, worldSize);
+          const block = bufs[r].slice(start, end);
+          for (const b of bufs) b.set(block, start);
         }
       }
       counts[kind]++;

@@ -42,6 +42,14 @@ export function chunkBytesFor(chunkBytes: number, maxPayload: number): number {
   return Math.min(chunkBytes, maxPayload - CHUNK_HEADER_HEADROOM);
 }
 
+/**
+ * Rank `rank`'s block of a buffer of `length` floats over `worldSize` ranks: [floor(r·L/N),
+ * floor((r+1)·L/N)), the shard it owns in an all-reduce and its block in an all-gather.
+ */
+export function shardRange(length: number, rank: number, worldSize: number): { start: number; end: number } {
+  return { start: Math.floor((rank * length) / worldSize), end: Math.floor(((rank + 1) * length) / worldSize) };
+}
+
 /** Elements per chunk of `dtype`: as many as fit in {@link chunkBytesFor}. */
 export function chunkElementsFor(chunkBytes: number, maxPayload: number, dtype: WireDtype): number {
   const elements = Math.floor(chunkBytesFor(chunkBytes, maxPayload) / BYTES_PER_ELEMENT[dtype]);
@@ -69,8 +77,7 @@ export function computeLayout(length: number, worldSize: number, chunkElements: 
   let maxChunks = 0;
   let totalChunks = 0;
   for (let s = 0; s < worldSize; s++) {
-    const start = Math.floor((s * length) / worldSize);
-    const end = Math.floor(((s + 1) * length) / worldSize);
+    const { start, end } = shardRange(length, s, worldSize);
     const chunks = Math.ceil((end - start) / chunkElements);
     shards.push({ shard: s, start, end, chunks });
     chunkBase.push(totalChunks);

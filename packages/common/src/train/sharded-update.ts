@@ -9,16 +9,13 @@
 // (from a copy on the host, so the device holds one set of slots), so a redone step does not
 // advance them twice (DESIGN §3.4).
 import * as tf from '@tensorflow/tfjs';
+import { shardRange } from '../collective/layout.js';
 import type { ApplyOptions, GradientStep } from './gradient-step.js';
 import { createOptimizer, type OptimizerSpecInput, type ScheduledOptimizer } from './optimizers.js';
 
 /** Floats each rank contributes to the all-gather of the shards' statistics. */
 export const SHARD_STATS_FLOATS = 3;
 
-/** This rank's shard of a buffer of `length` floats over `worldSize` ranks (the allGather block). */
-export function shardRange(length: number, rank: number, worldSize: number): { start: number; end: number } {
-  return { start: Math.floor((rank * length) / worldSize), end: Math.floor(((rank + 1) * length) / worldSize) };
-}
 
 /**
  * Writes this rank's block of the statistics buffer (SHARD_STATS_FLOATS floats per rank): the squared
