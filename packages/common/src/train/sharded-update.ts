@@ -16,7 +16,6 @@ import { createOptimizer, type OptimizerSpecInput, type ScheduledOptimizer } fro
 /** Floats each rank contributes to the all-gather of the shards' statistics. */
 export const SHARD_STATS_FLOATS = 3;
 
-
 /**
  * Writes this rank's block of the statistics buffer (SHARD_STATS_FLOATS floats per rank): the squared
  * norm of its shard of the reduced sum (float64, carried as a float32 pair hi + lo) and whether the
