@@ -71,6 +71,8 @@ export class ShardedUpdate {
   /** Which elements of the shard weight decay shrinks (GradientStep.decays, per element). */
   private decays?: Uint8Array;
   private readonly mean: Float32Array;
+  /** The shard's parameters as the update starts from them (weight decay applied), uploaded each step. */
+  private readonly shard: Float32Array;
   private open?: OpenUpdate;
 
   constructor(
@@ -83,6 +85,7 @@ export class ShardedUpdate {
     this.name = `ddp-shard-${rank}-of-${worldSize}-${uid()}`;
     this.scheduled = createOptimizer(spec);
     this.mean = new Float32Array(this.end - this.start);
+    this.shard = new Float32Array(this.end - this.start);
   }
 
   get optimizer(): tf.Optimizer {
@@ -125,17 +128,18 @@ export class ShardedUpdate {
     this.open = await this.begin();
     const decay = options.weightDecay ?? 0;
     const length = this.end - this.start;
+    const shard = this.shard;
+    shard.set(params.subarray(this.start, this.end));
+    if (decay > 0) {
+      // On the host, where the shard already is: float32 × float32 rounded once, as the device multiplies.
+      const keep = Math.fround(1 - (options.learningRate as number) * decay);
+      const mask = this.decayMask();
+      for (let i = 0; i < length; i++) if (mask[i]) shard[i] = Math.fround(shard[i] * keep);
+    }
     // tf.variable keeps its initial value's buffer alive besides its own; in a tidy it is freed.
-    const flat = tf.tidy(() =>
-      tf.variable(tf.tensor(params.slice(this.start, this.end), [length], 'float32'), true, this.name),
-    );
+    const flat = tf.tidy(() => tf.variable(tf.tensor(shard, [length], 'float32'), true, this.name));
     try {
       tf.tidy(() => {
-        if (decay > 0) {
-          const keep = tf.scalar(1 - (options.learningRate as number) * decay, 'float32');
-          const mask = tf.tensor(this.decayMask(), [length], 'bool');
-          flat.assign(tf.where(mask, tf.mul(flat, keep), flat));
-        }
         const grad = tf.tensor(this.mean, [length], 'float32');
         this.optimizer.applyGradients([{ name: this.name, tensor: grad }]);
       });
