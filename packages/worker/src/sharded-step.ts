@@ -41,15 +41,25 @@ export async function shardedReduceAndApply(
   c: Collective,
   cmd: ShardedStepCommand,
   signal: AbortSignal,
-): Promise<{ nonFinite: boolean; gradNorm?: number }> {
+): Promise<{ nonFinite: boolean; gradNorm?: number; commMs: number }> {
   const sharded = replica.sharded;
+  // The step's allreduce phase is the collective operations; apply is the rest.
+  let commMs = 0;
+  const timed = async (operation: Promise<void>) => {
+    const t = performance.now();
+    try {
+      await operation;
+    } finally {
+      commMs += performance.now() - t;
+    }
+  };
   const update = await sharded.prepare(c);
-  await c.reduceScatter(grad, { op: cmd.op, dtype: wireDtype(spec), signal });
+  await timed(c.reduceScatter(grad, { op: cmd.op, dtype: wireDtype(spec), signal }));
   const stats = new Float32Array(SHARD_STATS_FLOATS * c.worldSize);
   writeShardStats(grad, update.start, update.end, stats, c.rank);
-  await c.allGather(stats, { op: cmd.op + 1, signal });
+  await timed(c.allGather(stats, { op: cmd.op + 1, signal }));
   const { squares, finite } = combineShardStats(stats, c.worldSize);
-  if (!finite) return { nonFinite: true };
+  if (!finite) return { nonFinite: true, commMs };
   setLearningRate(update.optimizer, cmd.lr);
   try {
     const { gradNorm } = await update.apply(grad, sharded.params, cmd.globalCount, squares, {
@@ -57,10 +67,10 @@ export async function shardedReduceAndApply(
       weightDecay: spec.optimizer.weightDecay,
       learningRate: cmd.lr,
     });
-    await c.allGather(sharded.params, { op: cmd.op + 2, signal });
+    await timed(c.allGather(sharded.params, { op: cmd.op + 2, signal }));
     replica.step.setWeights(sharded.params);
     update.commit();
-    return { nonFinite: false, gradNorm };
+    return { nonFinite: false, gradNorm, commMs };
   } catch (err) {
     sharded.failed(cmd.step);
     throw err;

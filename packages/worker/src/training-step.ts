@@ -87,9 +87,9 @@ export class TrainingStep {
       // The reduce-scatter, the update of the own shard and the parameters' all-gather interleave:
       // allreduce counts the collective operations, apply the rest.
       const sharded = replica as Replica & { sharded: ShardedOptimizer };
-      const collective = timedCollective(c);
-      result = await shardedReduceAndApply(sharded, this.o.spec, this.grad, collective, cmd, signal);
-      t3 = t2 + collective.ms();
+      const done = await shardedReduceAndApply(sharded, this.o.spec, this.grad, c, cmd, signal);
+      result = done;
+      t3 = t2 + done.commMs;
       this.applied(cmd, result.nonFinite);
     } else {
       await replica.hook.reduce(this.grad, c, { op: cmd.op, signal });
@@ -187,33 +187,4 @@ export class TrainingStep {
     if (nonFinite) this.o.log.warn('NaN or Inf in the reduced gradient; update skipped', { step: cmd.step });
     else this.o.replica.appliedStep = cmd.step;
   }
-}
-
-/** `c`, with the milliseconds its operations took added up (ms()). */
-function timedCollective(c: Collective): Collective & { ms(): number } {
-  let total = 0;
-  const timed =
-    <A extends unknown[]>(f: (...a: A) => Promise<void>) =>
-    async (...a: A) => {
-      const t = performance.now();
-      try {
-        await f(...a);
-      } finally {
-        total += performance.now() - t;
-      }
-    };
-  return {
-    rank: c.rank,
-    worldSize: c.worldSize,
-    generation: c.generation,
-    allReduce: timed(c.allReduce.bind(c)),
-    reduceScatter: timed(c.reduceScatter.bind(c)),
-    allGather: timed(c.allGather.bind(c)),
-    broadcast: timed(c.broadcast.bind(c)),
-    barrier: timed(c.barrier.bind(c)),
-    abort: c.abort.bind(c),
-    stats: c.stats.bind(c),
-    close: c.close.bind(c),
-    ms: () => total,
-  };
 }
