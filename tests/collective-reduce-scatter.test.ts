@@ -1,6 +1,6 @@
 // The NATS reduce-scatter (the all-reduce's first phase alone, for optimizer.shard) against a real
 // nats-server: each rank's block of the allGather layout ends with the bits the all-reduce gives
-// there, in f32 and in the half-precision wire formats, and no reduced shard is sent to the peers.
+// there, in f32 and in the half-precision wire formats, and the rest of its buffer is left as it was.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNats, type NatsFixture } from './support/nats.js';
 import { CHUNK_BYTES, expectSameBits, randomBuffers, startRanks, type Ranks } from './support/collective-ranks.js';

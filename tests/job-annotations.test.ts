@@ -151,7 +151,7 @@ describe('the Job annotator', () => {
     expect(warnings[0]).toMatch(/Role tfjs-ddp-coordinator-progress allows patch/);
   });
 
-  it('warns once too when there is no token or no API server, and never throws', async () => {
+  it('warns once too when the token cannot be read, and never throws', async () => {
     const log = captureLog();
     const a = new JobAnnotator({
       apiServer: 'http://127.0.0.1:1',

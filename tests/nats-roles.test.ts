@@ -126,7 +126,7 @@ describe('role users (one shared worker user)', () => {
     expect(received).toEqual(['marker']);
   });
 
-  it('lets a worker publish registration, heartbeats, reports and chunks, and an observer nothing', async () => {
+  it('lets a worker publish registration, heartbeats, reports and chunks, and refuses an observer a heartbeat', async () => {
     const coordinator = await connectAs(url, users.coordinator);
     const worker = await connectAs(url, users.workers[0]);
     const observer = await connectAs(url, users.observer);
@@ -249,7 +249,7 @@ describe('per-worker identity', () => {
 });
 
 describe('per-worker identity over a cluster of 3 servers', () => {
-  it('refuses the forged chunk on the server it is sent to, while the shards spread over all three', async () => {
+  it('refuses the forged chunk on the server it is sent to, with the ranks connected to all three', async () => {
     const members = ['w-0', 'w-1', 'w-2'];
     const users = generateRoleUsers(members);
     const cluster = await startNatsCluster(3, { jetstream: false, authorization: authorizationBlock(users.all) });
