@@ -1,6 +1,7 @@
 // Settings of a NATS collective, validated once when it is created. Every rank of a job must use
 // the same chunkBytes (chunk boundaries are part of the wire contract).
 import { z } from 'zod';
+import { workerIdSchema } from '../control/messages.js';
 import type { Logger } from '../log.js';
 import { isValidJobId, type MessageObserver } from '../protocol/index.js';
 
@@ -18,7 +19,7 @@ export const natsCollectiveOptionsSchema = z
      * every data-plane subject, which is what a NATS server's per-worker permissions bind to a
      * credential; omitted: subjects name ranks.
      */
-    members: z.array(z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/)).optional(),
+    members: z.array(workerIdSchema).optional(),
     /** Default deadline of an operation. */
     timeoutMs: z.number().int().positive().default(30_000),
     /**

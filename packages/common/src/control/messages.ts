@@ -5,7 +5,9 @@ import { z } from 'zod';
 import { STEP_PHASES, type StepPhase } from '../metrics/phases.js';
 import { MAX_CHUNKS } from './chunks.js';
 
-const workerId = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/);
+/** A worker id as every message, subject and credential carries it. */
+export const workerIdSchema = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/);
+const workerId = workerIdSchema;
 const int = z.number().int().nonnegative();
 const float = z.number();
 /** A loss can overflow to Infinity or become NaN; the report must still carry it. */
